@@ -1,0 +1,68 @@
+/* roostd's configuration: an INI file (inih) read into struct config.
+ * One table in config.c (name, type, bounds, default, offset) drives
+ * parsing, validation and dumping (STYLE rule 10). */
+#ifndef ROOST_CONFIG_H
+#define ROOST_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_LISTEN 8
+
+struct config_vhost {
+	char *domain;      /* prepared (nameprep'd) */
+	char *certificate; /* PEM chain; default <data_dir>/certs/<domain>.crt */
+	char *key;         /* PEM key;   default <data_dir>/certs/<domain>.key */
+};
+
+struct config {
+	/* [server] */
+	char *data_dir;          /* default /var/lib/roost */
+	char *log_level;         /* error|warn|info|debug, default info */
+	char *seal_key_file;     /* default <data_dir>/seal.key */
+	unsigned workers;        /* worker threads, 1..64, default 2 */
+	unsigned shutdown_timeout; /* seconds to flush at SIGTERM, default 5 */
+
+	/* [c2s] */
+	char *listen[CONFIG_MAX_LISTEN];     /* "addr:port" / "[v6]:port"; default 127.0.0.1:5222 */
+	size_t nlisten;
+	char *tls_listen[CONFIG_MAX_LISTEN]; /* direct TLS (XEP-0368); default 127.0.0.1:5223 */
+	size_t ntls_listen;
+	bool require_tls;        /* default true; false allows auth without TLS */
+	bool allow_plain;        /* SASL PLAIN over TLS; default true */
+	unsigned keepalive;      /* seconds between whitespace pings, 0 = off; default 60 */
+	unsigned scram_iterations; /* for new credentials; 4096..1000000; default 4096 */
+
+	/* [limits] */
+	size_t max_stanza_size;  /* bytes, 1024..16 MiB, default 262144 */
+	unsigned max_depth;      /* 4..1000, default 64 */
+	unsigned max_attrs;      /* 4..1000, default 64 */
+	unsigned auth_timeout;   /* seconds before an unauthenticated stream is closed; default 60 */
+	unsigned max_connections; /* default 100000 */
+	size_t max_outq;         /* bytes queued to a client before it is cut off; default 1 MiB */
+	unsigned auth_failure_delay_ms; /* first delay after a failed auth, doubles; default 250 */
+	unsigned auth_failure_max_delay_ms; /* cap; default 8000 */
+
+	/* [host <domain>] sections, at least one. */
+	struct config_vhost *vhosts;
+	size_t nvhosts;
+};
+
+/* Fills *cfg with every default (no vhost). */
+void config_defaults(struct config *cfg);
+/* Reads `path` over the defaults and validates. Returns 0, or -1 with an
+ * xmalloc'd message naming the file, line and key in *error_r. Unknown
+ * sections and keys are errors (a typo must not silently change
+ * behaviour). A config without any [host ...] section is an error. */
+int config_load(const char *path, struct config *cfg, char **error_r);
+/* Same, from a string (for tests and roostctl). */
+int config_load_string(const char *text, struct config *cfg, char **error_r);
+/* Writes the effective configuration as INI that config_load accepts. */
+void config_dump(FILE *out, const struct config *cfg);
+void config_free(struct config *cfg);
+/* The vhost for a prepared domain, or NULL. */
+const struct config_vhost *config_vhost(const struct config *cfg,
+					const char *domain);
+
+#endif

@@ -1,0 +1,24 @@
+/* Serialization of stanza trees. */
+#ifndef ROOST_XML_XML_WRITER_H
+#define ROOST_XML_XML_WRITER_H
+
+#include <stddef.h>
+
+struct buf;
+struct xml_node;
+
+/* Appends `node` as XML to `out`. `content_ns` is the default namespace in
+ * scope where the node is written (the stream's: "jabber:client" or
+ * "jabber:server"); an element in XML_NS_CLIENT is written in content_ns,
+ * and xmlns="..." is emitted only where the namespace differs from the one
+ * in scope. Namespaced attributes get xml: (XML_NS_XML) or a generated
+ * prefix with its declaration. Text and attribute values are escaped
+ * (&amp; &lt; &gt; &quot; &apos;). Empty elements are written as <x/>. */
+void xml_serialize(struct buf *out, const struct xml_node *node,
+		   const char *content_ns);
+
+/* Escapes `len` bytes of `s` for element content (attr = 0) or an
+ * attribute value in either quote style (attr = 1). */
+void xml_escape(struct buf *out, const char *s, size_t len, int attr);
+
+#endif
