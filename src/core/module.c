@@ -1,1 +1,143 @@
-/* placeholder: being written */
+#include "core/module.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/jid.h"
+#include "core/router.h"
+#include "core/stanza.h"
+#include "mod/modules.h"
+#include "server.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "xml/xml.h"
+
+struct modules {
+	const struct module *const *list;
+	size_t n;
+	size_t initialized;
+};
+
+struct modules *modules_new(struct server *srv)
+{
+	struct modules *m = xcalloc(1, sizeof(*m));
+
+	m->list = builtin_modules;
+	while (m->list[m->n] != NULL)
+		m->n++;
+	for (; m->initialized < m->n; m->initialized++) {
+		const struct module *mod = m->list[m->initialized];
+		if (mod->init != NULL && mod->init(srv) != 0) {
+			log_error("module %s failed to start", mod->name);
+			modules_free(srv, m);
+			return NULL;
+		}
+	}
+	return m;
+}
+
+void modules_free(struct server *srv, struct modules *m)
+{
+	if (m == NULL)
+		return;
+	while (m->initialized > 0) {
+		const struct module *mod = m->list[--m->initialized];
+		if (mod->deinit != NULL)
+			mod->deinit(srv);
+	}
+	free(m);
+}
+
+const struct iq_handler *modules_find_iq(const struct modules *m,
+					 const char *ns, const char *name,
+					 enum iq_scope scope)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct iq_handler *h = m->list[i]->iq_handlers;
+		for (; h != NULL && h->ns != NULL; h++)
+			if ((h->scope & scope) && strcmp(h->ns, ns) == 0 &&
+			    (h->name == NULL || strcmp(h->name, name) == 0))
+				return h;
+	}
+	return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void modules_foreach_feature(const struct modules *m, enum iq_scope scope,
+			     void (*fn)(const char *var, void *ctx), void *ctx)
+{
+	const char **vars = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const char *const *f = scope == IQ_SCOPE_SERVER
+			? m->list[i]->server_features
+			: m->list[i]->account_features;
+		for (; f != NULL && *f != NULL; f++) {
+			vars = xgrow(vars, &cap, n + 1, sizeof(*vars));
+			vars[n++] = *f;
+		}
+	}
+	if (n > 0)
+		qsort(vars, n, sizeof(*vars), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || strcmp(vars[i], vars[i - 1]) != 0)
+			fn(vars[i], ctx);
+	free(vars);
+}
+
+void modules_dispatch_iq(struct server *srv, struct xml_node *iq,
+			 const struct jid *from, const struct jid *to,
+			 struct session *session, enum iq_scope scope)
+{
+	struct xml_node *payload = xml_first_element(iq);
+	const struct iq_handler *h;
+	struct iq_request req = {
+		.srv = srv,
+		.iq = iq,
+		.payload = payload,
+		.from = from,
+		.to = to,
+		.session = session,
+	};
+	const char *type = xml_attr(iq, "type");
+
+	req.set = type != NULL && strcmp(type, "set") == 0;
+	if (payload == NULL || xml_next(payload, NULL, NULL) != NULL) {
+		iq_error(&req, "bad-request", NULL);
+		return;
+	}
+	h = modules_find_iq(srv->modules, payload->ns, payload->name, scope);
+	if (h == NULL) {
+		/* RFC 6120 §8.4: an unknown payload namespace. */
+		iq_error(&req, "service-unavailable", NULL);
+		return;
+	}
+	if (req.set ? h->set == NULL : h->get == NULL) {
+		iq_error(&req, "bad-request", req.set ? "this is a get-only query"
+						       : "this is a set-only query");
+		return;
+	}
+	(req.set ? h->set : h->get)(&req);
+}
+
+void iq_reply(const struct iq_request *req, struct xml_node *payload)
+{
+	struct xml_node *res = stanza_iq_result(req->iq);
+
+	if (payload != NULL) {
+		xml_copy_into(res, payload);
+		xml_free(payload);
+	}
+	router_route(req->srv, res);
+}
+
+void iq_error(const struct iq_request *req, const char *condition,
+	      const char *text)
+{
+	router_bounce(req->srv, req->iq, condition, text);
+}

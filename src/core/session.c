@@ -1,1 +1,109 @@
-/* placeholder: being written */
+#include "core/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "core/account.h"
+#include "core/presence.h"
+#include "server.h"
+#include "util/hashmap.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "xml/xml.h"
+#include "xmpp/c2s.h"
+
+static char *generate_resource(void)
+{
+	unsigned char rnd[8];
+	char hex[17];
+
+	RAND_bytes(rnd, sizeof(rnd));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	return xasprintf("roost-%s", hex);
+}
+
+struct session *session_bind(struct server *srv, struct c2s *stream,
+			     struct account *account, const char *resource)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	struct session *old;
+	char *res = resource ? xstrdup(resource) : NULL;
+
+	/* A generated resource that happens to be in use is drawn again. */
+	for (;;) {
+		if (res == NULL)
+			res = generate_resource();
+		char *full = xasprintf("%s/%s", account->bare, res);
+		old = hashmap_get(srv->sessions, full);
+		if (old == NULL || resource != NULL) {
+			s->full = full;
+			break;
+		}
+		free(full);
+		free(res);
+		res = NULL;
+	}
+	if (old != NULL) {
+		/* RFC 6120 §7.7.2.2: the newer session wins; the older
+		 * one's stream ends with <conflict/>. */
+		log_msg(LOG_INFO, old->full, "replaced by a new session");
+		if (old->stream != NULL)
+			c2s_stream_error(old->stream, "conflict",
+					 "replaced by a new connection");
+		if (old->stream != NULL) {
+			old->stream->session = NULL;
+			old->stream = NULL;
+		}
+		session_end(old);
+	}
+	s->srv = srv;
+	s->account = account;
+	account_ref(account);
+	s->stream = stream;
+	s->jid.local = xstrdup(account->local);
+	s->jid.domain = xstrdup(account->domain);
+	s->jid.resource = res;
+	s->next_in_account = account->sessions;
+	account->sessions = s;
+	hashmap_put(srv->sessions, s->full, s);
+	return s;
+}
+
+void session_end(struct session *s)
+{
+	struct account *a = s->account;
+
+	if (hashmap_get(s->srv->sessions, s->full) == s)
+		hashmap_remove(s->srv->sessions, s->full);
+	presence_session_end(s);
+	for (struct session **p = &a->sessions; *p; p = &(*p)->next_in_account)
+		if (*p == s) {
+			*p = s->next_in_account;
+			break;
+		}
+	if (s->stream != NULL)
+		s->stream->session = NULL;
+	if (s->presence != NULL)
+		xml_free(s->presence);
+	if (s->directed != NULL)
+		hashmap_free(s->directed);
+	jid_free(&s->jid);
+	free(s->full);
+	free(s);
+	account_unref(a);
+}
+
+struct session *session_find(struct server *srv, const char *full_jid)
+{
+	return hashmap_get(srv->sessions, full_jid);
+}
+
+void session_send(struct session *s, const struct xml_node *stanza)
+{
+	if (s->stream != NULL)
+		c2s_send(s->stream, stanza);
+}

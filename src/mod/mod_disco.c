@@ -1,1 +1,70 @@
-/* placeholder: being written */
+/* XEP-0030 Service Discovery for the server and for accounts. Features
+ * come from every module's registration. */
+#include <string.h>
+
+#include "core/account.h"
+#include "core/jid.h"
+#include "core/module.h"
+#include "server.h"
+#include "xml/xml.h"
+
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+
+static void add_feature(const char *var, void *ctx)
+{
+	struct xml_node *q = ctx;
+	xml_set_attr(xml_add_child(q, "feature", NULL), "var", var);
+}
+
+static void info_get(const struct iq_request *req)
+{
+	bool server = req->to->local == NULL;
+	const char *node = xml_attr(req->payload, "node");
+	struct xml_node *q, *id;
+
+	if (node != NULL) {
+		/* No nodes yet (caps nodes come with XEP-0115). */
+		iq_error(req, "item-not-found", NULL);
+		return;
+	}
+	q = xml_new("query", NS_DISCO_INFO);
+	id = xml_add_child(q, "identity", NULL);
+	if (server) {
+		xml_set_attr(id, "category", "server");
+		xml_set_attr(id, "type", "im");
+		xml_set_attr(id, "name", "roost");
+	} else {
+		xml_set_attr(id, "category", "account");
+		xml_set_attr(id, "type", "registered");
+	}
+	modules_foreach_feature(req->srv->modules,
+				server ? IQ_SCOPE_SERVER : IQ_SCOPE_ACCOUNT,
+				add_feature, q);
+	iq_reply(req, q);
+}
+
+static void items_get(const struct iq_request *req)
+{
+	if (xml_attr(req->payload, "node") != NULL) {
+		iq_error(req, "item-not-found", NULL);
+		return;
+	}
+	/* No components or published nodes yet: an empty list. */
+	iq_reply(req, xml_new("query", NS_DISCO_ITEMS));
+}
+
+static const struct iq_handler disco_handlers[] = {
+	{ NS_DISCO_INFO, "query", IQ_SCOPE_SERVER | IQ_SCOPE_ACCOUNT, info_get, NULL },
+	{ NS_DISCO_ITEMS, "query", IQ_SCOPE_SERVER | IQ_SCOPE_ACCOUNT, items_get, NULL },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static const char *const disco_features[] = { NS_DISCO_INFO, NS_DISCO_ITEMS, NULL };
+
+const struct module disco_module = {
+	.name = "disco",
+	.iq_handlers = disco_handlers,
+	.server_features = disco_features,
+	.account_features = disco_features,
+};

@@ -1,0 +1,80 @@
+/* What a module (mod/mod_*.c, and the core's roster) registers: IQ handlers by
+ * namespace, disco features and identities, and hooks. The core knows no
+ * XEP by name; it asks this table. */
+#ifndef ROOST_CORE_MODULE_H
+#define ROOST_CORE_MODULE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct buf;
+struct jid;
+struct server;
+struct session;
+struct xml_node;
+
+/* Where an IQ handler answers: for the server's own JID (the domain), for
+ * an account's bare JID (on the account's behalf, RFC 6121 §8.5.1), or
+ * both. */
+enum iq_scope { IQ_SCOPE_SERVER = 1, IQ_SCOPE_ACCOUNT = 2 };
+
+struct iq_request {
+	struct server *srv;
+	struct xml_node *iq;        /* the request; owned by the caller */
+	struct xml_node *payload;   /* its single child element */
+	const struct jid *from;     /* sender, full JID */
+	const struct jid *to;       /* the server domain or an account bare JID */
+	struct session *session;    /* the sender's session if it is local, else NULL */
+	bool set;                   /* type='set' (else 'get') */
+};
+
+/* A handler answers the request exactly once, now or later, with
+ * iq_reply() or iq_error() (which copy what they need from the request:
+ * a later answer must copy the request first). */
+typedef void iq_handler_fn(const struct iq_request *req);
+
+struct iq_handler {
+	const char *ns;       /* payload namespace */
+	const char *name;     /* payload element name, NULL = any */
+	unsigned scope;       /* enum iq_scope bits */
+	iq_handler_fn *get, *set; /* NULL: that type is not supported */
+};
+
+struct module {
+	const char *name;
+	const struct iq_handler *iq_handlers; /* terminated by { NULL } */
+	const char *const *server_features;   /* NULL-terminated, or NULL */
+	const char *const *account_features;  /* NULL-terminated, or NULL */
+	/* Optional. Called once at start-up / shutdown. */
+	int (*init)(struct server *srv);
+	void (*deinit)(struct server *srv);
+};
+
+struct modules;
+
+/* Builds the table from mod/modules.c's list. */
+struct modules *modules_new(struct server *srv);
+void modules_free(struct server *srv, struct modules *m);
+
+/* The handler for an IQ payload in the given scope, or NULL. */
+const struct iq_handler *modules_find_iq(const struct modules *m,
+					 const char *ns, const char *name,
+					 enum iq_scope scope);
+/* Calls fn(var, ctx) for every feature of the scope, sorted, unique. */
+void modules_foreach_feature(const struct modules *m, enum iq_scope scope,
+			     void (*fn)(const char *var, void *ctx), void *ctx);
+
+/* Dispatches an IQ get/set addressed to the server or an account to its
+ * handler, or answers service-unavailable (RFC 6120 §8.4 / 6121 §8.5.1).
+ * `iq` stays the caller's. */
+void modules_dispatch_iq(struct server *srv, struct xml_node *iq,
+			 const struct jid *from, const struct jid *to,
+			 struct session *session, enum iq_scope scope);
+
+/* Replies to a request: `payload` (may be NULL) becomes the result's child;
+ * takes ownership of payload. */
+void iq_reply(const struct iq_request *req, struct xml_node *payload);
+void iq_error(const struct iq_request *req, const char *condition,
+	      const char *text);
+
+#endif

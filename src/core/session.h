@@ -1,0 +1,48 @@
+/* A session is a bound resource: a full JID that can send and receive
+ * stanzas. It belongs to a stream (struct c2s) while connected; it is kept
+ * apart from the stream so that a later stream-management issue can detach
+ * it and resume it on another connection. */
+#ifndef ROOST_CORE_SESSION_H
+#define ROOST_CORE_SESSION_H
+
+#include <stdbool.h>
+
+#include "core/jid.h"
+
+struct account;
+struct c2s;
+struct server;
+struct xml_node;
+
+struct session {
+	struct server *srv;
+	struct account *account;   /* holds a reference */
+	struct c2s *stream;        /* NULL when detached */
+	struct jid jid;            /* full JID */
+	char *full;                /* jid_full(&jid) */
+	/* Presence (RFC 6121 §4). */
+	bool available;            /* sent initial presence, not yet unavailable */
+	bool interested;           /* requested the roster: gets roster pushes */
+	int priority;              /* of the last broadcast presence */
+	struct xml_node *presence; /* last broadcast available presence, or NULL */
+	struct hashmap *directed;  /* full/bare JIDs we sent directed presence to */
+	struct session *next_in_account;
+};
+
+/* Binds `resource` (prepared; NULL = generate one) for the stream's
+ * authenticated account. A session already bound to that full JID is
+ * replaced: its stream gets a <conflict/> stream error. Returns the new
+ * session; account must be loaded. */
+struct session *session_bind(struct server *srv, struct c2s *stream,
+			     struct account *account, const char *resource);
+/* Ends the session: unavailable presence is broadcast if it was available,
+ * it leaves the tables and is freed. Safe to call once per session. */
+void session_end(struct session *s);
+
+struct session *session_find(struct server *srv, const char *full_jid);
+
+/* Serializes `stanza` onto the session's stream (if attached). The stanza
+ * stays owned by the caller. */
+void session_send(struct session *s, const struct xml_node *stanza);
+
+#endif

@@ -1,0 +1,59 @@
+/* A client connection: a libevent bufferevent over a socket, with TLS
+ * either from the first byte (XEP-0368) or after STARTTLS. Protocol code
+ * reads from conn_input() and writes with conn_write(); it never sees
+ * OpenSSL except for channel binding. */
+#ifndef ROOST_NET_CONN_H
+#define ROOST_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+struct event_base;
+struct evbuffer;
+struct bufferevent;
+
+struct conn_ops {
+	/* Input arrived; read it from conn_input(). */
+	void (*read)(void *ctx);
+	/* The output queue emptied after conn_close_after_flush(): the
+	 * owner should now release the connection. */
+	void (*flushed)(void *ctx);
+	/* The peer closed, the socket failed or TLS failed. `why` is a short
+	 * static text for the log. The owner releases the connection. */
+	void (*error)(void *ctx, const char *why);
+};
+
+struct conn {
+	struct bufferevent *bev;
+	SSL *ssl;                /* NULL before TLS */
+	const struct conn_ops *ops;
+	void *ctx;
+	char peer[64];           /* "ip:port" for logs */
+	char peer_ip[48];        /* for per-address limits */
+	bool closing;            /* no more reading; closing after the flush */
+};
+
+/* Takes over `fd`. ssl != NULL starts TLS at once (direct TLS). */
+struct conn *conn_new(struct event_base *base, int fd,
+		      const struct sockaddr *addr, int addrlen, SSL *ssl,
+		      const struct conn_ops *ops, void *ctx);
+/* Frees the connection and closes the socket now. */
+void conn_free(struct conn *c);
+
+struct evbuffer *conn_input(struct conn *c);
+void conn_write(struct conn *c, const void *data, size_t len);
+/* Bytes queued for the peer. */
+size_t conn_output_pending(struct conn *c);
+
+/* Switches to TLS as the server. Bytes already queued (the <proceed/>)
+ * go out in plaintext first; unread plaintext input is discarded (RFC 6120
+ * §5.3.3 forbids acting on it). Returns 0 or -1. */
+int conn_starttls(struct conn *c, SSL *ssl);
+
+/* Stops reading; calls ops->flushed once everything queued is written. */
+void conn_close_after_flush(struct conn *c);
+
+#endif

@@ -1,0 +1,47 @@
+/* struct server: all of roostd's state hangs off it (DESIGN §1). No other
+ * mutable globals, so that N loops stay possible later. */
+#ifndef ROOST_SERVER_H
+#define ROOST_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct account;
+struct auth_throttle;
+struct c2s;
+struct config;
+struct event;
+struct event_base;
+struct hashmap;
+struct listener;
+struct modules;
+struct store;
+struct tls;
+struct workq;
+
+struct server {
+	struct event_base *base;
+	struct config *cfg;
+	struct store *store;
+	struct workq *workers;     /* CPU-bound jobs (PBKDF2); not the store's */
+	struct tls *tls;           /* one SSL_CTX per vhost */
+	struct modules *modules;   /* handlers registered by mod/ */
+	struct auth_throttle *throttle;
+
+	struct listener *listeners;
+	struct c2s *streams;       /* every client stream, for shutdown */
+	unsigned nstreams;
+	uint64_t next_stream_id;
+
+	struct hashmap *sessions;  /* full JID -> struct session (bound) */
+	struct hashmap *accounts;  /* bare JID -> struct account (loaded) */
+
+	char *version_name;        /* for XEP-0092 */
+	bool shutting_down;
+	struct event *sig_term, *sig_int, *shutdown_timer;
+};
+
+/* True if `domain` (prepared) is one of our virtual hosts. */
+bool server_is_local_domain(const struct server *srv, const char *domain);
+
+#endif
