@@ -208,8 +208,11 @@ uint64_t account_roster_save(struct account *a, struct roster_entry *e)
 		.ngroups = e->ngroups,
 	};
 
-	/* The store bumps its version by one per change, in order, so the
-	 * number we hand out now is the one it will write. */
+	/* Versions handed out here run ahead of nothing: the store numbers
+	 * the same changes from a server-wide sequence, so each stored
+	 * version is >= the one we announced for that state. After a reload
+	 * a client holding an older number gets the full roster; no number
+	 * ever names two different rosters. */
 	a->roster_ver++;
 	store_roster_put(a->srv->store, a->bare, &item, roster_stored,
 			 xstrdup(a->bare));

@@ -127,7 +127,8 @@ static int prep_domain(const char *in, size_t len, char **out_r,
 		/* An IPv6 literal (RFC 7622 §3.2 via RFC 3986 IP-literal),
 		 * lowercased. Zone identifiers are not valid in a JID. */
 		unsigned char addr[16];
-		if (len < 3 || in[len - 1] != ']' || len - 2 >= INET6_ADDRSTRLEN)
+		if (len < 3 || in[len - 1] != ']' ||
+		    len - 2 >= INET6_ADDRSTRLEN)
 			goto bad;
 		d = xstrndup(in, len);
 		d[len - 1] = '\0';

@@ -184,7 +184,7 @@ static int split(const char *msg, size_t len, struct field *f, int max)
 		if (n == max)
 			return -1;
 		f[n].p = p;
-		f[n].len = comma != NULL ? (size_t)(comma - p) : (size_t)(end - p);
+		f[n].len = (size_t)((comma != NULL ? comma : end) - p);
 		n++;
 		if (comma == NULL)
 			return n;

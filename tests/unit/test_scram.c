@@ -494,6 +494,7 @@ static int final_with(const char *final, size_t len, const char **error_r)
 	const char *out;
 	size_t out_len;
 	unsigned char key[32];
+	const char *again;
 	int rc;
 
 	assert_int_equal(scram_derive(SCRAM_SHA256, "pencil",
@@ -507,7 +508,8 @@ static int final_with(const char *final, size_t len, const char **error_r)
 				       key, error_r);
 	/* Whatever happened, this exchange is over. */
 	assert_int_equal(scram_server_client_final(s, final, len, NULL, 0, &out,
-						   &out_len, key, error_r), -1);
+						   &out_len, key, &again), -1);
+	assert_string_equal(again, "malformed-request");
 	scram_server_free(s);
 	return rc;
 }
@@ -751,6 +753,9 @@ static void test_utf8(void **state)
 
 /* ---- PLAIN ---- */
 
+/* A string literal and its length, NULs included. */
+#define S(lit) lit, sizeof(lit) - 1
+
 static int plain(const char *msg, size_t len, char **z, char **c, char **p)
 {
 	return sasl_plain_parse((const unsigned char *)msg, len, z, c, p);
@@ -760,15 +765,15 @@ static void test_plain(void **state)
 {
 	char *z, *c, *p;
 
-	assert_int_equal(plain("\0juliet\0r0m30", 13, &z, &c, &p), 0);
+	assert_int_equal(plain(S("\0juliet\0r0m30"), &z, &c, &p), 0);
 	assert_null(z);
 	assert_string_equal(c, "juliet");
 	assert_string_equal(p, "r0m30");
 	free(c);
 	xfree_secret(p, strlen(p));
 
-	assert_int_equal(plain("juliet@capulet.lit\0juliet\0r\xc3\xb6m30", 33,
-			       &z, &c, &p), 0);
+	assert_int_equal(plain(S("juliet@capulet.lit\0juliet\0r\xc3\xb6m30"), &z,
+			       &c, &p), 0);
 	assert_string_equal(z, "juliet@capulet.lit");
 	assert_string_equal(c, "juliet");
 	assert_string_equal(p, "r\xc3\xb6m30");
@@ -780,19 +785,19 @@ static void test_plain(void **state)
 		const char *msg;
 		size_t len;
 	} bad[] = {
-		{ "", 0 },
-		{ "juliet", 6 },
-		{ "\0juliet", 7 },
-		{ "juliet\0r0m30", 12 },
-		{ "\0juliet\0", 8 },          /* empty password */
-		{ "\0\0r0m30", 7 },           /* empty authcid */
-		{ "\0\0", 2 },
-		{ "\0juliet\0r0m30\0", 14 },   /* extra NUL */
-		{ "\0juliet\0r0\0m30", 14 },
-		{ "a\0b\0c\0d", 7 },
-		{ "\0jul\xc3" "iet\0r0m30", 14 }, /* invalid UTF-8 */
-		{ "\0juliet\0r0m\xff" "30", 13 },
-		{ "\xc0\xaf\0juliet\0r0m30", 15 },
+		{ S("") },
+		{ S("juliet") },
+		{ S("\0juliet") },
+		{ S("juliet\0r0m30") },
+		{ S("\0juliet\0") },          /* empty password */
+		{ S("\0\0r0m30") },           /* empty authcid */
+		{ S("\0\0") },
+		{ S("\0juliet\0r0m30\0") },   /* extra NUL */
+		{ S("\0juliet\0r0\0m30") },
+		{ S("a\0b\0c\0d") },
+		{ S("\0jul\xc3" "iet\0r0m30") }, /* invalid UTF-8 */
+		{ S("\0juliet\0r0m\xff" "30") },
+		{ S("\xc0\xaf\0juliet\0r0m30") },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		z = c = p = (char *)"untouched";
