@@ -54,12 +54,18 @@ void config_defaults(struct config *cfg);
 /* Reads `path` over the defaults and validates. Returns 0, or -1 with an
  * xmalloc'd message naming the file, line and key in *error_r. Unknown
  * sections and keys are errors (a typo must not silently change
- * behaviour). A config without any [host ...] section is an error. */
+ * behaviour). A config without any [host ...] section is an error.
+ * *cfg is filled from scratch (config_defaults first): pass an
+ * uninitialised or freed struct, never one that holds a config. On failure
+ * *cfg holds nothing (config_free on it is harmless). */
 int config_load(const char *path, struct config *cfg, char **error_r);
-/* Same, from a string (for tests and roostctl). */
+/* Same, from a string (for tests and roostctl); messages name "<string>". */
 int config_load_string(const char *text, struct config *cfg, char **error_r);
-/* Writes the effective configuration as INI that config_load accepts. */
+/* Writes the effective configuration (derived defaults included) as INI
+ * that config_load accepts, given at least one vhost. */
 void config_dump(FILE *out, const struct config *cfg);
+/* Frees everything and zeroes *cfg; works on defaults-only and zeroed
+ * configs and on NULL. */
 void config_free(struct config *cfg);
 /* The vhost for a prepared domain, or NULL. */
 const struct config_vhost *config_vhost(const struct config *cfg,

@@ -178,7 +178,6 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	config_defaults(&cfg);
 	if (config_load(config_path, &cfg, &error) != 0) {
 		fprintf(stderr, "roostd: %s\n", error);
 		free(error);

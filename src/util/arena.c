@@ -31,6 +31,8 @@ void *arena_alloc(struct arena *a, size_t size)
 	struct arena_block *b = a->head;
 	size_t off;
 
+	if (size > ((size_t)-1) / 2)
+		abort(); /* no arena holds half the address space */
 	size = (size + align - 1) & ~(align - 1);
 	if (b == NULL || b->size - b->used < size) {
 		size_t bsize = size > a->chunk ? size : a->chunk;

@@ -43,8 +43,11 @@ void *xgrow(void *ptr, size_t *nmemb, size_t need, size_t size)
 
 	if (need <= *nmemb)
 		return ptr;
-	while (n < need)
+	while (n < need) {
+		if (n > ((size_t)-1) / 2)
+			oom(need);
 		n *= 2;
+	}
 	if (n > ((size_t)-1) / size)
 		oom((size_t)-1);
 	*nmemb = n;
