@@ -144,8 +144,6 @@ size_t tls_channel_binding(SSL *ssl, const char *type, unsigned char *out)
 		return 32;
 	}
 	if (strcmp(type, "tls-unique") == 0) {
-		if (version >= TLS1_3_VERSION)
-			return 0;
 		/* RFC 5929 §3.1: the first Finished message of the latest
 		 * handshake: the client's in a full handshake, ours in an
 		 * abbreviated one. */
@@ -156,7 +154,10 @@ size_t tls_channel_binding(SSL *ssl, const char *type, unsigned char *out)
 	return 0;
 }
 
-const char *tls_channel_binding_type(SSL *ssl)
+const char *const *tls_channel_binding_types(SSL *ssl)
 {
-	return SSL_version(ssl) >= TLS1_3_VERSION ? "tls-exporter" : "tls-unique";
+	static const char *const tls13[] = { "tls-exporter", "tls-unique", NULL };
+	static const char *const tls12[] = { "tls-unique", NULL };
+
+	return SSL_version(ssl) >= TLS1_3_VERSION ? tls13 : tls12;
 }

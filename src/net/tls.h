@@ -22,11 +22,14 @@ SSL *tls_new_ssl(struct tls *t, const char *domain);
 
 /* Fills `out` with the channel binding data of `type` ("tls-unique",
  * "tls-exporter") for this connection. Returns the length, or 0 if the
- * type does not apply to the negotiated protocol (tls-unique needs TLS
- * <= 1.2, tls-exporter TLS 1.3) or is unknown. */
+ * type does not apply to the negotiated protocol or is unknown.
+ * tls-exporter needs TLS 1.3. tls-unique is given on TLS 1.3 as well
+ * (the Finished message, as OpenSSL and so Python's ssl compute it),
+ * because clients such as slixmpp pick it whatever the version. */
 size_t tls_channel_binding(SSL *ssl, const char *type, unsigned char *out);
 
-/* The channel binding type this connection offers (XEP-0440), or NULL. */
-const char *tls_channel_binding_type(SSL *ssl);
+/* The channel binding types this connection offers (XEP-0440), best
+ * first, NULL-terminated. */
+const char *const *tls_channel_binding_types(SSL *ssl);
 
 #endif

@@ -60,6 +60,7 @@ struct c2s_sasl {
 	enum sasl_step step;
 	struct scram_server *scram;
 	char *local;               /* prepared authcid */
+	const char *cb_type;       /* channel binding the client chose, owned by scram */
 	char *password;            /* PLAIN only, wiped */
 	struct scram_creds creds;
 	bool user_found;
@@ -86,10 +87,13 @@ void c2s_sasl_features(struct c2s *c, struct buf *out)
 			buf_appendf(out, "<mechanism>%s</mechanism>",
 				    mechanisms[i].name);
 	buf_append_str(out, "</mechanisms>");
-	if (c->tls && c->conn->ssl != NULL)
-		buf_appendf(out, "<sasl-channel-binding xmlns='" NS_SASL_CB "'>"
-				 "<channel-binding type='%s'/></sasl-channel-binding>",
-			    tls_channel_binding_type(c->conn->ssl));
+	if (c->tls && c->conn->ssl != NULL) {
+		const char *const *types = tls_channel_binding_types(c->conn->ssl);
+		buf_append_str(out, "<sasl-channel-binding xmlns='" NS_SASL_CB "'>");
+		for (; *types != NULL; types++)
+			buf_appendf(out, "<channel-binding type='%s'/>", *types);
+		buf_append_str(out, "</sasl-channel-binding>");
+	}
 }
 
 void c2s_sasl_free(struct c2s *c)
@@ -257,6 +261,7 @@ static void scram_client_first(struct c2s *c, const unsigned char *msg, size_t l
 		fail(c, "invalid-authzid", false);
 		return;
 	}
+	s->cb_type = cb_type;
 	s->step = STEP_LOOKUP;
 	c2s_hold(c);
 	store_user_get(c->srv->store, s->local, c->domain, scram_user_loaded, c);
@@ -267,18 +272,14 @@ static void scram_client_final(struct c2s *c, const unsigned char *msg, size_t l
 	struct c2s_sasl *s = c->sasl;
 	unsigned char cb[TLS_CB_MAX];
 	size_t cb_len = 0;
-	const char *out, *error, *cb_type = NULL;
+	const char *out, *error;
 	size_t out_len;
 
-	if (s->mech->plus) {
-		cb_type = c->conn->ssl ? tls_channel_binding_type(c->conn->ssl) : NULL;
-		/* The client names its type in client-first; the SCRAM code
-		 * compares what it sent against the data of that type. We
-		 * hand over the data of the type this connection supports:
-		 * a client that asked for another type fails the check. */
-		if (cb_type != NULL)
-			cb_len = tls_channel_binding(c->conn->ssl, cb_type, cb);
-	}
+	/* The data of the type the client named in client-first; a type
+	 * this connection cannot give (tls-exporter before TLS 1.3) leaves
+	 * cb_len 0 and the SCRAM check fails with not-authorized. */
+	if (s->cb_type != NULL && c->conn->ssl != NULL)
+		cb_len = tls_channel_binding(c->conn->ssl, s->cb_type, cb);
 	if (scram_server_client_final(s->scram, (const char *)msg, len,
 				      cb_len ? cb : NULL, cb_len, &out, &out_len,
 				      s->client_key, &error) != 0) {
