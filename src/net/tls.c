@@ -48,6 +48,19 @@ static int sni_callback(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* XEP-0368 §3: direct TLS clients may offer ALPN "xmpp-client"; agree to
+ * it, and carry on without ALPN for clients that offer something else. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char ours[] = "\x0bxmpp-client";
+
+	if (SSL_select_next_proto((unsigned char **)out, outlen, ours,
+				  sizeof(ours) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_OK;
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
 static SSL_CTX *make_ctx(struct tls *t, const struct config_vhost *vh,
 			 char **error_r)
 {
@@ -79,6 +92,7 @@ static SSL_CTX *make_ctx(struct tls *t, const struct config_vhost *vh,
 		free(e);
 		goto fail;
 	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_callback);
 	SSL_CTX_set_tlsext_servername_arg(ctx, t);
 	return ctx;
