@@ -43,9 +43,11 @@
 #define NS_SEP_STR "\x01"
 
 /* Expat's footprint outside the buffers we account for ourselves: parser
- * struct, tokenizer tables, name pool and a small input buffer, measured
- * at about 8 KiB for a namespace-mode parser on a stanza stream. */
-#define EXPAT_BYTES 8192
+ * struct, name pools, namespace bindings and a small input buffer,
+ * measured at about 10 KiB for a namespace-mode parser once the stream
+ * header is in (3 KiB before). Whole tags only (see above) keep its input
+ * buffer from growing with the stanzas. */
+#define EXPAT_BYTES 10240
 /* Scratch buffers bigger than this are given back after use so that one
  * large stanza does not weigh on an idle connection forever. */
 #define SCRATCH_KEEP 4096
@@ -101,8 +103,6 @@ struct xml_parser {
 	bool failed;
 	bool reset_pending;	/* reset asked from a callback */
 };
-
-static void parser_setup(struct xml_parser *p);
 
 static bool stopped(const struct xml_parser *p)
 {
@@ -562,7 +562,8 @@ void xml_parser_reset(struct xml_parser *p)
  * `to_token_end`, stops just after the current token ends. Returns the
  * bytes scanned. Only tags need to be exact (a '>' in a quoted value does
  * not end one); for anything else erring towards "ended" merely feeds
- * expat a partial token. */
+ * expat a partial token. A '<' inside a tag cannot be XML: the tag is
+ * taken as ended so that expat gets to see the '<' and report it. */
 static size_t lex(struct xml_parser *p, const char *data, size_t len,
 		  uint64_t base, bool to_token_end)
 {
@@ -602,19 +603,15 @@ static size_t lex(struct xml_parser *p, const char *data, size_t len,
 				s = LEX_SQ;
 			else if (c == '"')
 				s = LEX_DQ;
-			else if (c == '<') { /* not well-formed: expat says so */
-				p->token_start = base + i;
-				s = LEX_LT;
-			}
+			else if (c == '<')
+				s = LEX_TEXT; /* not well-formed: see below */
 			break;
 		case LEX_SQ:
 		case LEX_DQ:
 			if (c == (s == LEX_SQ ? '\'' : '"'))
 				s = LEX_TAG;
-			else if (c == '<') {
-				p->token_start = base + i;
-				s = LEX_LT;
-			}
+			else if (c == '<')
+				s = LEX_TEXT; /* ditto */
 			break;
 		case LEX_BANG:
 			s = c == '[' ? LEX_CDATA : c == '>' ? LEX_TEXT :
