@@ -36,9 +36,6 @@
 #define DIRECTED_MAX 1000
 #define ROSTER_ENTRIES_MAX 10000
 
-/* A non-NULL value for the directed-presence set. */
-static char directed_mark;
-
 static bool has_from(enum roster_sub sub)
 {
 	return sub == ROSTER_SUB_FROM || sub == ROSTER_SUB_BOTH;
@@ -343,9 +340,10 @@ static void directed_presence(struct session *s, struct xml_node *pres,
 	char *bare = jid_bare(to);
 	const struct roster_entry *e = account_roster_find(s->account, bare);
 
-	/* Only entities that the broadcast will not reach need to be
-	 * remembered for the final unavailable. */
-	if (e == NULL || !has_from(e->sub)) {
+	/* Remember who must get unavailable at the end: everyone the
+	 * broadcast will not reach, which is everyone while the session
+	 * is not available. */
+	if (!s->available || e == NULL || !has_from(e->sub)) {
 		if (available) {
 			if (s->directed == NULL)
 				s->directed = hashmap_new();
@@ -356,7 +354,7 @@ static void directed_presence(struct session *s, struct xml_node *pres,
 				xml_free(pres);
 				goto out;
 			}
-			hashmap_put(s->directed, key, &directed_mark);
+			hashmap_put(s->directed, key, s); /* any non-NULL value */
 		} else if (s->directed != NULL) {
 			hashmap_remove(s->directed, key);
 		}
@@ -606,10 +604,13 @@ static void inbound_subscribe(struct account *a, struct inbound *in)
 	struct roster_entry *e = account_roster_find(a, in->from_bare);
 
 	/* Already subscribed: answer for the user (§3.1.3), and send the
-	 * current presence as §3.1.5 would (Prosody does the same). */
+	 * current presence as a probe would get it (§4.3.2; Prosody does
+	 * the same): the requester's state was evidently lost. */
 	if (e != NULL && has_from(e->sub)) {
 		route_new(a->srv, a->bare, in->from_bare, "subscribed");
-		send_current_presence(a, in->from_bare);
+		if (send_current_presence(a, in->from_bare) == 0)
+			route_new(a->srv, a->bare, in->from_bare,
+				  "unavailable");
 		return;
 	}
 	/* Pending In already: no state change, not delivered again. */

@@ -30,8 +30,21 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	/* Called when the output drops to the low watermark (0). */
-	if (c->closing)
+	/* Called when the output drops to the low watermark (0); after
+	 * STARTTLS the ciphertext may still wait in the socket layer. */
+	if (c->closing && conn_output_pending(c) == 0)
+		c->ops->flushed(c->ctx);
+}
+
+/* After STARTTLS the filter hands ciphertext to the socket bufferevent
+ * at once, so "the filter's output is empty" does not mean "written":
+ * watch the socket layer's buffer drain too. */
+static void on_socket_drained(struct evbuffer *buf,
+			      const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	if (info->n_deleted > 0 && c->closing && conn_output_pending(c) == 0)
 		c->ops->flushed(c->ctx);
 }
 
@@ -130,7 +143,12 @@ void conn_write(struct conn *c, const void *data, size_t len)
 
 size_t conn_output_pending(struct conn *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
 }
 
 int conn_starttls(struct conn *c, SSL *ssl)
@@ -155,8 +173,14 @@ int conn_starttls(struct conn *c, SSL *ssl)
 
 void conn_close_after_flush(struct conn *c)
 {
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+
+	if (c->closing)
+		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
+	if (under != NULL)
+		evbuffer_add_cb(bufferevent_get_output(under), on_socket_drained, c);
 	if (conn_output_pending(c) == 0)
 		c->ops->flushed(c->ctx);
 }

@@ -313,9 +313,10 @@ static void on_stream_open(void *ctx, const struct xml_node *header,
 	free(c->domain);
 	c->domain = domain;
 	send_header(c);
-	/* RFC 6120 §4.7.5: we speak 1.0; a peer without a version is
-	 * pre-XMPP (0.9) and cannot do SASL. */
-	if (version == NULL || strncmp(version, "1.", 2) != 0) {
+	/* RFC 6120 §4.7.5: we speak 1.0 and answer a higher version with
+	 * ours; a peer without a version is pre-XMPP (0.9) and cannot do
+	 * SASL. */
+	if (version == NULL || atoi(version) < 1) {
 		c2s_stream_error(c, "unsupported-version", NULL);
 		return;
 	}
