@@ -66,6 +66,7 @@ struct config_entry {
 };
 
 static int check_log_level(const char *value, const char **why_r);
+static int check_offline_mode(const char *value, const char **why_r);
 
 #define OFF(f) offsetof(struct config, f)
 #define VOFF(f) offsetof(struct config_vhost, f)
@@ -117,6 +118,12 @@ static const struct config_entry entries[] = {
 	E_SIZE("limits", max_outq, 64 * KIB, 1024 * MIB, "1 MiB"),
 	E_UINT("limits", auth_failure_delay_ms, 0, 60000, "250"),
 	E_UINT("limits", auth_failure_max_delay_ms, 0, 600000, "8000"),
+
+	E_STRING("offline", mode, "sealed", check_offline_mode),
+	E_UINT("offline", max_messages, 0, 10000000, "1000"),
+	E_SIZE("offline", max_bytes, 0, 1024 * MIB, "10 MiB"),
+	E_UINT("offline", expiry, 0, 315360000, "7776000"),
+	E_UINT("offline", batch, 1, 10000, "50"),
 };
 
 static const struct config_entry host_entries[] = {
@@ -206,6 +213,14 @@ static int check_log_level(const char *value, const char **why_r)
 		return -1;
 	}
 	return 0;
+}
+
+static int check_offline_mode(const char *value, const char **why_r)
+{
+	if (strcmp(value, "sealed") == 0 || strcmp(value, "off") == 0)
+		return 0;
+	*why_r = "must be sealed or off";
+	return -1;
 }
 
 /* Decimal digits only: strtoul would take "-1", " 7" and "0x10". Returns 0,

@@ -44,6 +44,13 @@ struct config {
 	unsigned auth_failure_delay_ms; /* first delay after a failed auth, doubles; default 250 */
 	unsigned auth_failure_max_delay_ms; /* cap; default 8000 */
 
+	/* [offline] (XEP-0160, XEP-0013; DESIGN §5) */
+	char *mode;              /* "sealed" (default) or "off": bounce with service-unavailable */
+	unsigned max_messages;   /* per user, 0 = no limit; default 1000 */
+	size_t max_bytes;        /* per user (ciphertext bytes), 0 = no limit; default 10 MiB */
+	unsigned expiry;         /* seconds a message is kept, 0 = forever; default 90 days */
+	unsigned batch;          /* flood delivery batch size; default 50 */
+
 	/* [host <domain>] sections, at least one. */
 	struct config_vhost *vhosts;
 	size_t nvhosts;

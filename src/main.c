@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "config.h"
@@ -17,6 +18,8 @@
 #include "core/module.h"
 #include "net/listener.h"
 #include "net/tls.h"
+#include "seal/seal.h"
+#include "seal/seal_keyfile.h"
 #include "server.h"
 #include "store/store.h"
 #include "util/hashmap.h"
@@ -26,7 +29,6 @@
 #include "xmpp/c2s.h"
 
 #define DEFAULT_CONFIG "/etc/roost/roost.conf"
-#define SEAL_KEY_LEN 32
 
 static void usage(FILE *out)
 {
@@ -37,46 +39,23 @@ static void usage(FILE *out)
 		"  -V         print the version and exit\n");
 }
 
-/* DESIGN §5: the seal key is made at first start, readable by its owner
- * only; a key others can read is refused rather than used. */
-static int ensure_seal_key(const char *path, char **error_r)
+static int load_seal_keys(struct server *srv, const char *path, char **error_r)
 {
-	struct stat st;
 	unsigned char key[SEAL_KEY_LEN];
-	int fd;
+	int ret;
 
-	if (stat(path, &st) == 0) {
-		if (st.st_mode & 077) {
-			*error_r = xasprintf("%s: readable by others (mode %03o); "
-					     "chmod 0400 it", path, st.st_mode & 0777);
-			return -1;
-		}
-		if (st.st_size != SEAL_KEY_LEN) {
-			*error_r = xasprintf("%s: not a seal key (%lld bytes, want %d)",
-					     path, (long long)st.st_size, SEAL_KEY_LEN);
-			return -1;
-		}
-		return 0;
-	}
-	if (errno != ENOENT) {
-		*error_r = xasprintf("%s: %s", path, strerror(errno));
+	int made = seal_key_ensure(path, error_r);
+
+	if (made < 0 || seal_key_load(path, key, error_r) != 0)
 		return -1;
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-	if (fd < 0) {
-		*error_r = xasprintf("%s: cannot create: %s", path, strerror(errno));
-		return -1;
-	}
-	if (RAND_bytes(key, sizeof(key)) != 1 ||
-	    write(fd, key, sizeof(key)) != (ssize_t)sizeof(key) || fsync(fd) != 0) {
-		*error_r = xasprintf("%s: cannot write the seal key", path);
-		close(fd);
-		unlink(path);
-		return -1;
-	}
-	close(fd);
-	log_info("created a new seal key in %s", path);
-	return 0;
+	if (made)
+		log_info("created a new seal key in %s", path);
+	srv->seal_keys = xcalloc(1, sizeof(*srv->seal_keys));
+	ret = seal_keys_derive(key, srv->seal_keys);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (ret != 0)
+		*error_r = xstrdup("cannot derive the seal keys");
+	return ret;
 }
 
 static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
@@ -203,7 +182,7 @@ int main(int argc, char **argv)
 		log_error("cannot create %s: %s", cfg.data_dir, strerror(errno));
 		goto out;
 	}
-	if (ensure_seal_key(cfg.seal_key_file, &error) != 0)
+	if (load_seal_keys(&srv, cfg.seal_key_file, &error) != 0)
 		goto fail;
 	srv.tls = tls_new(&cfg, &error);
 	if (srv.tls == NULL)
@@ -211,6 +190,7 @@ int main(int argc, char **argv)
 	srv.store = store_open_sqlite(srv.base, cfg.data_dir, &error);
 	if (srv.store == NULL)
 		goto fail;
+	store_set_seal_keys(srv.store, srv.seal_keys);
 	srv.workers = workq_new(srv.base, cfg.workers);
 	srv.throttle = auth_throttle_new(cfg.auth_failure_delay_ms,
 					 cfg.auth_failure_max_delay_ms);
@@ -246,6 +226,10 @@ out:
 	listener_free_all(srv.listeners);
 	auth_throttle_free(srv.throttle);
 	tls_free(srv.tls);
+	if (srv.seal_keys != NULL) {
+		seal_keys_clear(srv.seal_keys);
+		free(srv.seal_keys);
+	}
 	if (srv.sig_term)
 		event_free(srv.sig_term);
 	if (srv.sig_int)

@@ -15,6 +15,7 @@ struct event_base;
 struct hashmap;
 struct listener;
 struct modules;
+struct seal_keys;
 struct store;
 struct tls;
 struct workq;
@@ -26,6 +27,7 @@ struct server {
 	struct workq *workers;     /* CPU-bound jobs (PBKDF2); not the store's */
 	struct tls *tls;           /* one SSL_CTX per vhost */
 	struct modules *modules;   /* handlers registered by mod/ */
+	struct seal_keys *seal_keys; /* derived from the seal key file (DESIGN §5) */
 	struct auth_throttle *throttle;
 
 	struct listener *listeners;

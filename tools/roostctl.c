@@ -23,7 +23,10 @@
 #include "config.h"
 #include "core/jid.h"
 #include "sasl/scram.h"
+#include "seal/seal.h"
+#include "seal/seal_keyfile.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -47,6 +50,10 @@ struct ctl {
 
 	struct event_base *base;
 	struct store *st;
+	struct seal_keys keys;
+	bool have_keys;
+	/* The keyring of the user a request read (on_user copies it). */
+	struct seal_keyring *keyring;
 
 	/* The pending request's outcome, set by its callback. */
 	bool done;
@@ -68,6 +75,7 @@ static int cmd_passwd(struct ctl *ctl, int argc, char **argv);
 static int cmd_deluser(struct ctl *ctl, int argc, char **argv);
 static int cmd_list(struct ctl *ctl, int argc, char **argv);
 static int cmd_config(struct ctl *ctl, int argc, char **argv);
+static int cmd_verify(struct ctl *ctl, int argc, char **argv);
 static int cmd_help(struct ctl *ctl, int argc, char **argv);
 
 static const struct ctl_cmd commands[] = {
@@ -76,6 +84,7 @@ static const struct ctl_cmd commands[] = {
 	{ "deluser", "JID", 1, 1, false, cmd_deluser },
 	{ "list", "[DOMAIN]", 0, 1, false, cmd_list },
 	{ "config", "", 0, 0, false, cmd_config },
+	{ "verify", "[JID...]", 0, 4096, false, cmd_verify },
 	{ "help", "", 0, 0, false, cmd_help },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -122,6 +131,18 @@ static void on_done(void *ctx, int result, const char *error)
 
 static void on_user(void *ctx, int result, const struct store_user *user)
 {
+	struct ctl *ctl = ctx;
+
+	free(ctl->keyring);
+	ctl->keyring = NULL;
+	if (result == 1 && user->keyring != NULL) {
+		ctl->keyring = xmalloc(sizeof(*ctl->keyring));
+		if (seal_keyring_decode(user->keyring, user->keyring_len,
+					ctl->keyring) != 0) {
+			free(ctl->keyring);
+			ctl->keyring = NULL;
+		}
+	}
 	on_done(ctx, result, result < 0 ? "store error" : NULL);
 }
 
@@ -147,6 +168,31 @@ static int run_until_done(struct ctl *ctl)
 	return ctl->result;
 }
 
+/* The seal key signs credentials and keyrings (DESIGN §5); roostctl makes
+ * it if roostd never ran on this data dir. */
+static int load_seal_keys(struct ctl *ctl)
+{
+	const char *path = ctl->cfg.seal_key_file;
+	unsigned char key[SEAL_KEY_LEN];
+	char *error = NULL;
+	int ret;
+
+	if (seal_key_ensure(path, &error) < 0 ||
+	    seal_key_load(path, key, &error) < 0) {
+		ctl_err("%s", error);
+		free(error);
+		return -1;
+	}
+	ret = seal_keys_derive(key, &ctl->keys);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (ret < 0) {
+		ctl_err("cannot derive the seal keys");
+		return -1;
+	}
+	ctl->have_keys = true;
+	return 0;
+}
+
 static int open_store(struct ctl *ctl)
 {
 	char *error = NULL;
@@ -162,6 +208,9 @@ static int open_store(struct ctl *ctl)
 		free(error);
 		return -1;
 	}
+	if (load_seal_keys(ctl) < 0)
+		return -1;
+	store_set_seal_keys(ctl->st, &ctl->keys);
 	return 0;
 }
 
@@ -169,6 +218,11 @@ static void close_store(struct ctl *ctl)
 {
 	store_close(ctl->st);
 	ctl->st = NULL;
+	if (ctl->have_keys)
+		seal_keys_clear(&ctl->keys);
+	ctl->have_keys = false;
+	free(ctl->keyring);
+	ctl->keyring = NULL;
 	if (ctl->base != NULL)
 		event_base_free(ctl->base);
 	ctl->base = NULL;
@@ -360,7 +414,8 @@ out:
 /* SASLprep, then SCRAM-SHA-1 and SCRAM-SHA-256 credentials with fresh
  * salts and the configured iteration count. Returns an exit code. */
 static int derive_creds(struct ctl *ctl, const char *password,
-			struct store_user *user)
+			struct store_user *user,
+			unsigned char client_keys[2][SCRAM_MAX_HASH])
 {
 	static const enum scram_hash hashes[] = { SCRAM_SHA1, SCRAM_SHA256 };
 	unsigned iterations = ctl->cfg.scram_iterations;
@@ -382,7 +437,7 @@ static int derive_creds(struct ctl *ctl, const char *password,
 		}
 		if (scram_derive(hashes[i], prepped, salt, sizeof(salt),
 				 iterations, &user->creds[hashes[i]],
-				 NULL) < 0) {
+				 client_keys[hashes[i]]) < 0) {
 			ctl_err("deriving %s credentials failed",
 			      scram_hash_name(hashes[i]));
 			goto out;
@@ -397,9 +452,45 @@ out:
 /* ---- commands ---- */
 
 /* adduser and passwd: the same steps, create or replace at the end. */
+/* DESIGN §5: a keyring is created where the password is known. A new
+ * account gets a new one; `passwd` is an admin reset without the old
+ * password, so the key pair is replaced and the retired keys dropped:
+ * messages sealed before can no longer be opened, and the user is told
+ * so at the next login. */
+static int make_keyring(struct ctl *ctl, const struct jid *jid, bool create,
+			unsigned char client_keys[2][SCRAM_MAX_HASH],
+			struct buf *out)
+{
+	struct seal_keyring kr;
+	char *bare = jid_bare(jid);
+	int r;
+
+	if (!create && ctl->keyring != NULL &&
+	    seal_keyring_mac_check(&ctl->keys, ctl->keyring) == 0) {
+		kr = *ctl->keyring;
+		r = seal_keyring_reset(&ctl->keys, &kr, client_keys[SCRAM_SHA1],
+				       client_keys[SCRAM_SHA256], NULL);
+	} else {
+		if (!create && ctl->keyring != NULL)
+			ctl_err("warning: %s: the keyring row fails its "
+				"integrity check; making a new one", bare);
+		r = seal_keyring_create(&ctl->keys, bare, client_keys[SCRAM_SHA1],
+					client_keys[SCRAM_SHA256], &kr, NULL);
+	}
+	free(bare);
+	if (r < 0) {
+		ctl_err("cannot make the keyring");
+		return EXIT_FAIL;
+	}
+	seal_keyring_encode(&kr, out);
+	return EXIT_OK;
+}
+
 static int set_password(struct ctl *ctl, const char *arg, bool create)
 {
 	char password[PASSWORD_MAX + 2];
+	unsigned char client_keys[2][SCRAM_MAX_HASH];
+	struct buf kbuf = BUF_INIT;
 	struct store_user user;
 	struct jid jid;
 	int ret, r;
@@ -431,10 +522,14 @@ static int set_password(struct ctl *ctl, const char *arg, bool create)
 
 	if (read_password(ctl, password) != EXIT_OK)
 		goto out;
-	if (derive_creds(ctl, password, &user) != EXIT_OK)
+	if (derive_creds(ctl, password, &user, client_keys) != EXIT_OK)
 		goto out;
 	user.local = jid.local;
 	user.domain = jid.domain;
+	if (make_keyring(ctl, &jid, create, client_keys, &kbuf) != EXIT_OK)
+		goto out;
+	user.keyring = kbuf.data;
+	user.keyring_len = kbuf.len;
 	if (create)
 		store_user_create(ctl->st, &user, on_done, ctl);
 	else
@@ -452,7 +547,9 @@ static int set_password(struct ctl *ctl, const char *arg, bool create)
 		ret = EXIT_OK;
 out:
 	OPENSSL_cleanse(password, sizeof(password));
+	OPENSSL_cleanse(client_keys, sizeof(client_keys));
 	OPENSSL_cleanse(&user, sizeof(user));
+	buf_free(&kbuf);
 	close_store(ctl);
 	jid_free(&jid);
 	return ret;
@@ -512,6 +609,93 @@ static int cmd_list(struct ctl *ctl, int argc, char **argv)
 out:
 	close_store(ctl);
 	free(domain);
+	return ret;
+}
+
+/* ---- verify ---- */
+
+struct verify_run {
+	struct ctl *ctl;
+	const char *jid;
+	char **jids;       /* from the list request */
+	size_t njids;
+	unsigned findings;
+};
+
+static void on_jid_list(void *ctx, int result, const char *const *jids, size_t n)
+{
+	struct verify_run *v = ctx;
+
+	v->jids = xcalloc(n + 1, sizeof(*v->jids));
+	for (size_t i = 0; i < n; i++)
+		v->jids[i] = xstrdup(jids[i]);
+	v->njids = n;
+	on_done(v->ctl, result, result < 0 ? "store error" : NULL);
+}
+
+static void on_verified(void *ctx, int result, const struct seal_finding *f,
+			size_t n)
+{
+	struct verify_run *v = ctx;
+
+	for (size_t i = 0; i < n; i++)
+		printf("%s: seq %llu: %s\n", v->jid, (unsigned long long)f[i].seq,
+		       seal_finding_name(f[i].kind));
+	if (result == 2)
+		printf("%s: no keyring\n", v->jid);
+	else if (result < 0)
+		printf("%s: cannot be verified (store error)\n", v->jid);
+	if (result != 0)
+		v->findings += n > 0 ? (unsigned)n : 1;
+	on_done(v->ctl, result, NULL);
+}
+
+/* The chain walk of every store with the seal key alone (DESIGN §5): it
+ * cannot open a message, but it names every record that was changed,
+ * inserted, deleted or moved. Exit 1 on any finding. */
+static int cmd_verify(struct ctl *ctl, int argc, char **argv)
+{
+	struct verify_run v = { .ctl = ctl };
+	char **jids = argv;
+	size_t n = (size_t)argc;
+	int ret = EXIT_FAIL;
+
+	if (open_store(ctl) < 0)
+		goto out;
+	if (argc == 0) {
+		store_user_list(ctl->st, NULL, on_jid_list, &v);
+		if (run_until_done(ctl) < 0) {
+			ctl_err("store: %s", ctl->error);
+			goto out;
+		}
+		jids = v.jids;
+		n = v.njids;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct jid jid;
+		const char *error;
+
+		if (jid_parse(jids[i], &jid, &error) != 0 || jid.local == NULL ||
+		    jid.resource != NULL) {
+			ctl_err("not a bare JID: %s", jids[i]);
+			if (jid.domain != NULL)
+				jid_free(&jid);
+			ret = EXIT_USAGE;
+			goto out;
+		}
+		v.jid = jids[i];
+		store_offline_verify(ctl->st, jid.local, jid.domain, on_verified, &v);
+		run_until_done(ctl);
+		jid_free(&jid);
+	}
+	printf("%zu account%s verified, %u finding%s\n", n, n == 1 ? "" : "s",
+	       v.findings, v.findings == 1 ? "" : "s");
+	ret = v.findings > 0 ? EXIT_FAIL : EXIT_OK;
+out:
+	for (size_t i = 0; i < v.njids; i++)
+		free(v.jids[i]);
+	free(v.jids);
+	close_store(ctl);
 	return ret;
 }
 
@@ -594,6 +778,12 @@ static int load_config(struct ctl *ctl, const char *path, const char *data_dir)
 	if (data_dir != NULL) {
 		free(ctl->cfg.data_dir);
 		ctl->cfg.data_dir = xstrdup(data_dir);
+		/* Without a configuration the seal key sits in the data
+		 * dir, as roostd's default puts it. */
+		if (!ctl->have_config) {
+			free(ctl->cfg.seal_key_file);
+			ctl->cfg.seal_key_file = xasprintf("%s/seal.key", data_dir);
+		}
 	}
 	ctl->data_dir = ctl->cfg.data_dir;
 	return EXIT_OK;

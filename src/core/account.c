@@ -6,6 +6,7 @@
 #include <event2/event.h>
 
 #include "core/session.h"
+#include "seal/seal.h"
 #include "server.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -32,6 +33,9 @@ static void account_free(struct account *a)
 	size_t pos = 0;
 	void *v;
 
+	if (a->srv->modules != NULL)
+		modules_account_free(a->srv, a);
+	seal_unlocked_free(a->unlocked);
 	if (a->roster != NULL) {
 		while (hashmap_next(a->roster, &pos, NULL, &v))
 			entry_free(v);
@@ -159,11 +163,16 @@ void account_get(struct server *srv, const char *bare, account_cb *cb, void *ctx
 		hashmap_put(srv->accounts, bare, a);
 		store_user_get(srv->store, a->local, a->domain, user_loaded, a);
 	}
+	/* Waiters run in arrival order: a subscribe then an unsubscribe for
+	 * an account being loaded must be handled in that order. */
 	w = xmalloc(sizeof(*w));
 	w->cb = cb;
 	w->ctx = ctx;
-	w->next = a->waiters;
-	a->waiters = w;
+	w->next = NULL;
+	struct account_waiter **tail = &a->waiters;
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = w;
 	account_ref(a);
 }
 

@@ -10,11 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/module.h"
 #include "store/store.h"
 
 struct server;
 struct session;
 struct hashmap;
+struct seal_unlocked;
 
 /* One roster entry, owned by the account (strings xmalloc'd). */
 struct roster_entry {
@@ -39,6 +41,11 @@ struct account {
 	uint64_t roster_ver;
 	struct session *sessions; /* bound sessions, linked by next_in_account */
 	struct account_waiter *waiters; /* callbacks waiting for the load */
+	/* The user's sealed-store keyring, unlocked by a password login
+	 * (DESIGN §5); NULL until then. Wiped when the account unloads,
+	 * i.e. when its last session (and request) is gone. */
+	struct seal_unlocked *unlocked;
+	void *mod_ctx[MODULES_MAX];  /* see module.h */
 };
 
 /* Called once the account is loaded (or failed to: account->loaded false,

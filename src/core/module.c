@@ -25,6 +25,10 @@ struct modules *modules_new(struct server *srv)
 	m->list = builtin_modules;
 	while (m->list[m->n] != NULL)
 		m->n++;
+	if (m->n > MODULES_MAX) {
+		log_error("%zu modules, MODULES_MAX is %d", m->n, MODULES_MAX);
+		abort();
+	}
 	for (; m->initialized < m->n; m->initialized++) {
 		const struct module *mod = m->list[m->initialized];
 		if (mod->init != NULL && mod->init(srv) != 0) {
@@ -140,4 +144,63 @@ void iq_error(const struct iq_request *req, const char *condition,
 	      const char *text)
 {
 	router_bounce(req->srv, req->iq, condition, text);
+}
+
+unsigned modules_index(const struct modules *m, const struct module *mod)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i] == mod)
+			return (unsigned)i;
+	abort();
+}
+
+bool modules_message_undelivered(struct server *srv, struct xml_node *msg,
+				 const struct jid *to)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->message_undelivered != NULL &&
+		    m->list[i]->message_undelivered(srv, msg, to))
+			return true;
+	return false;
+}
+
+void modules_initial_presence(struct server *srv, struct session *s)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->initial_presence != NULL)
+			m->list[i]->initial_presence(s);
+}
+
+void modules_session_end(struct server *srv, struct session *s)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->session_end != NULL)
+			m->list[i]->session_end(s);
+}
+
+void modules_account_free(struct server *srv, struct account *a)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->account_free != NULL)
+			m->list[i]->account_free(a);
+}
+
+bool modules_disco_node(const struct iq_request *req, const char *node,
+			bool items)
+{
+	const struct modules *m = req->srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->disco_node != NULL &&
+		    m->list[i]->disco_node(req, node, items))
+			return true;
+	return false;
 }

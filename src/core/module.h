@@ -7,8 +7,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct account;
 struct buf;
 struct jid;
+struct modules;
 struct server;
 struct session;
 struct xml_node;
@@ -48,7 +50,43 @@ struct module {
 	/* Optional. Called once at start-up / shutdown. */
 	int (*init)(struct server *srv);
 	void (*deinit)(struct server *srv);
+
+	/* Hooks, all optional, called in module order. */
+
+	/* A message for a local account (bare JID, or a full JID whose
+	 * resource is gone) that no available resource took. Return true to
+	 * take ownership of `msg` (e.g. to store it: the module then owes
+	 * the sender an error if it cannot); false passes it on, and in the
+	 * end the router bounces it with service-unavailable. */
+	bool (*message_undelivered)(struct server *srv, struct xml_node *msg,
+				    const struct jid *to);
+	/* The session sent its initial presence (it is now available). */
+	void (*initial_presence)(struct session *s);
+	/* The session is about to end (still in the tables). */
+	void (*session_end)(struct session *s);
+	/* The account is being unloaded: free its module context. */
+	void (*account_free)(struct account *a);
+	/* disco#info (items false) or disco#items for `node` at the request's
+	 * target; return true if this module owns the node (and answered). */
+	bool (*disco_node)(const struct iq_request *req, const char *node,
+			   bool items);
 };
+
+/* Per-module context slots in sessions and accounts (like nginx's module
+ * ctx arrays): a module finds its slot by its index. */
+#define MODULES_MAX 16
+
+/* Index of `mod` in the table (aborts if it is not registered). */
+unsigned modules_index(const struct modules *m, const struct module *mod);
+
+/* Calls each module's hook that is set. */
+bool modules_message_undelivered(struct server *srv, struct xml_node *msg,
+				 const struct jid *to);
+void modules_initial_presence(struct server *srv, struct session *s);
+void modules_session_end(struct server *srv, struct session *s);
+void modules_account_free(struct server *srv, struct account *a);
+bool modules_disco_node(const struct iq_request *req, const char *node,
+			bool items);
 
 struct modules;
 

@@ -11,6 +11,7 @@
  * ask (Pending Out) and pending_in (Pending In). An entry that exists only
  * to remember an inbound request from someone the user never added is
  * `hidden`: it is not shown, not pushed, and goes away with the request. */
+#include "core/module.h"
 #include "core/presence.h"
 
 #include <errno.h>
@@ -285,8 +286,10 @@ static void broadcast_available(struct session *s, struct xml_node *pres)
 
 	send_to_subscribers(s, pres);
 	send_to_own_resources(s->account, pres, NULL);
-	if (initial)
+	if (initial) {
 		initial_presence_extras(s);
+		modules_initial_presence(s->srv, s);
+	}
 }
 
 /* Sends `pres` (unavailable) to everyone in s->directed that the

@@ -54,7 +54,7 @@ static void deliver(struct session *s, struct xml_node *st)
  * of them when several tie (we do not try to guess the "most available"),
  * "headline" to every non-negative one. */
 static void deliver_message_bare(struct server *srv, struct xml_node *st,
-				 struct account *a)
+				 const struct jid *to, struct account *a)
 {
 	const char *type = message_type(st);
 	bool headline = strcmp(type, "headline") == 0;
@@ -78,9 +78,11 @@ static void deliver_message_bare(struct server *srv, struct xml_node *st,
 				n++;
 			}
 	if (n == 0 && !headline && !stanza_is_error(st)) {
-		/* No available resource. The offline store (issue 3) takes
-		 * over here; until then the sender learns it did not
-		 * arrive (RFC 6121 §8.5.2.2.1). */
+		/* No available resource: a module may store it (XEP-0160);
+		 * otherwise the sender learns it did not arrive (RFC 6121
+		 * §8.5.2.2.1). */
+		if (modules_message_undelivered(srv, st, to))
+			return;
 		router_bounce(srv, st, "service-unavailable", NULL);
 	}
 	xml_free(st);
@@ -119,7 +121,7 @@ void router_deliver_bare(struct server *srv, struct xml_node *st,
 
 	switch (stanza_kind(st)) {
 	case STANZA_MESSAGE:
-		deliver_message_bare(srv, st, a && a->loaded ? a : NULL);
+		deliver_message_bare(srv, st, to, a && a->loaded ? a : NULL);
 		break;
 	case STANZA_PRESENCE: {
 		struct jid from;

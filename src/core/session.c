@@ -50,15 +50,20 @@ struct session *session_bind(struct server *srv, struct c2s *stream,
 	if (old != NULL) {
 		/* RFC 6120 §7.7.2.2: the newer session wins; the older
 		 * one's stream ends with <conflict/>. */
+		struct c2s *old_stream = old->stream;
+
 		log_msg(LOG_INFO, old->full, "replaced by a new session");
-		if (old->stream != NULL)
-			c2s_stream_error(old->stream, "conflict",
-					 "replaced by a new connection");
-		if (old->stream != NULL) {
-			old->stream->session = NULL;
+		/* Detach first: the stream error may close the stream at
+		 * once, and its close path must not end (free) the session
+		 * under us. */
+		if (old_stream != NULL) {
+			old_stream->session = NULL;
 			old->stream = NULL;
 		}
 		session_end(old);
+		if (old_stream != NULL)
+			c2s_stream_error(old_stream, "conflict",
+					 "replaced by a new connection");
 	}
 	s->srv = srv;
 	s->account = account;
@@ -77,6 +82,7 @@ void session_end(struct session *s)
 {
 	struct account *a = s->account;
 
+	modules_session_end(s->srv, s);
 	if (hashmap_get(s->srv->sessions, s->full) == s)
 		hashmap_remove(s->srv->sessions, s->full);
 	presence_session_end(s);
@@ -106,4 +112,10 @@ void session_send(struct session *s, const struct xml_node *stanza)
 {
 	if (s->stream != NULL)
 		c2s_send(s->stream, stanza);
+}
+
+void session_when_drained(struct session *s, void (*fn)(void *ctx), void *ctx)
+{
+	if (s->stream != NULL)
+		c2s_when_drained(s->stream, fn, ctx);
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "core/jid.h"
+#include "core/module.h"
 
 struct account;
 struct c2s;
@@ -27,6 +28,7 @@ struct session {
 	struct xml_node *presence; /* last broadcast available presence, or NULL */
 	struct hashmap *directed;  /* full/bare JIDs we sent directed presence to */
 	struct session *next_in_account;
+	void *mod_ctx[MODULES_MAX];  /* see module.h */
 };
 
 /* Binds `resource` (prepared; NULL = generate one) for the stream's
@@ -38,6 +40,11 @@ struct session *session_bind(struct server *srv, struct c2s *stream,
 /* Ends the session: unavailable presence is broadcast if it was available,
  * it leaves the tables and is freed. Safe to call once per session. */
 void session_end(struct session *s);
+
+/* Calls fn(ctx) once what was sent to the session so far is written to
+ * its socket (see c2s_when_drained). Not called if the session ends
+ * first: use the session_end hook to clean up. */
+void session_when_drained(struct session *s, void (*fn)(void *ctx), void *ctx);
 
 struct session *session_find(struct server *srv, const char *full_jid);
 

@@ -24,8 +24,8 @@ static void info_get(const struct iq_request *req)
 	struct xml_node *q, *id;
 
 	if (node != NULL) {
-		/* No nodes yet (caps nodes come with XEP-0115). */
-		iq_error(req, "item-not-found", NULL);
+		if (!modules_disco_node(req, node, false))
+			iq_error(req, "item-not-found", NULL);
 		return;
 	}
 	q = xml_new("query", NS_DISCO_INFO);
@@ -46,8 +46,11 @@ static void info_get(const struct iq_request *req)
 
 static void items_get(const struct iq_request *req)
 {
-	if (xml_attr(req->payload, "node") != NULL) {
-		iq_error(req, "item-not-found", NULL);
+	const char *node = xml_attr(req->payload, "node");
+
+	if (node != NULL) {
+		if (!modules_disco_node(req, node, true))
+			iq_error(req, "item-not-found", NULL);
 		return;
 	}
 	/* No components or published nodes yet: an empty list. */

@@ -26,14 +26,24 @@ static void on_read(struct bufferevent *bev, void *arg)
 			       evbuffer_get_length(bufferevent_get_input(bev)));
 }
 
+static void output_empty(struct conn *c)
+{
+	if (c->want_drained) {
+		c->want_drained = false;
+		c->ops->drained(c->ctx);
+	}
+	if (c->closing)
+		c->ops->flushed(c->ctx);
+}
+
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
 	/* Called when the output drops to the low watermark (0); after
 	 * STARTTLS the ciphertext may still wait in the socket layer. */
-	if (c->closing && conn_output_pending(c) == 0)
-		c->ops->flushed(c->ctx);
+	if (conn_output_pending(c) == 0)
+		output_empty(c);
 }
 
 /* After STARTTLS the filter hands ciphertext to the socket bufferevent
@@ -44,8 +54,8 @@ static void on_socket_drained(struct evbuffer *buf,
 {
 	struct conn *c = arg;
 
-	if (info->n_deleted > 0 && c->closing && conn_output_pending(c) == 0)
-		c->ops->flushed(c->ctx);
+	if (info->n_deleted > 0 && conn_output_pending(c) == 0)
+		output_empty(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -68,6 +78,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	c->ops->error(c->ctx, why);
 }
+
+static void drained_now(evutil_socket_t fd, short what, void *arg);
 
 static void format_peer(struct conn *c, const struct sockaddr *sa)
 {
@@ -118,6 +130,7 @@ struct conn *conn_new(struct event_base *base, int fd,
 		c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	setup_bev(c);
+	c->drain_ev = event_new(base, -1, 0, drained_now, c);
 	return c;
 }
 
@@ -128,6 +141,7 @@ void conn_free(struct conn *c)
 	/* With BEV_OPT_CLOSE_ON_FREE this frees the SSL, the underlying
 	 * bufferevent of a STARTTLS filter and the socket. */
 	bufferevent_free(c->bev);
+	event_free(c->drain_ev);
 	free(c);
 }
 
@@ -168,19 +182,31 @@ int conn_starttls(struct conn *c, SSL *ssl)
 	c->bev = tls;
 	c->ssl = ssl;
 	setup_bev(c);
+	evbuffer_add_cb(bufferevent_get_output(plain), on_socket_drained, c);
 	return 0;
+}
+
+static void drained_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->want_drained && conn_output_pending(c) == 0)
+		output_empty(c);
+}
+
+void conn_want_drained(struct conn *c)
+{
+	c->want_drained = true;
+	if (conn_output_pending(c) == 0)
+		event_active(c->drain_ev, 0, 0);
 }
 
 void conn_close_after_flush(struct conn *c)
 {
-	struct bufferevent *under = bufferevent_get_underlying(c->bev);
-
 	if (c->closing)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (under != NULL)
-		evbuffer_add_cb(bufferevent_get_output(under), on_socket_drained, c);
 	if (conn_output_pending(c) == 0)
 		c->ops->flushed(c->ctx);
 }

@@ -14,6 +14,7 @@
 struct event_base;
 struct evbuffer;
 struct bufferevent;
+struct event;
 
 struct conn_ops {
 	/* Input arrived; read it from conn_input(). */
@@ -24,6 +25,9 @@ struct conn_ops {
 	/* The peer closed, the socket failed or TLS failed. `why` is a short
 	 * static text for the log. The owner releases the connection. */
 	void (*error)(void *ctx, const char *why);
+	/* Everything queued has been handed to the kernel, after a
+	 * conn_want_drained() call (once per call). */
+	void (*drained)(void *ctx);
 };
 
 struct conn {
@@ -34,6 +38,8 @@ struct conn {
 	char peer[64];           /* "ip:port" for logs */
 	char peer_ip[48];        /* for per-address limits */
 	bool closing;            /* no more reading; closing after the flush */
+	bool want_drained;       /* call ops->drained when the output empties */
+	struct event *drain_ev;
 };
 
 /* Takes over `fd`. ssl != NULL starts TLS at once (direct TLS). */
@@ -52,6 +58,11 @@ size_t conn_output_pending(struct conn *c);
  * go out in plaintext first; unread plaintext input is discarded (RFC 6120
  * §5.3.3 forbids acting on it). Returns 0 or -1. */
 int conn_starttls(struct conn *c, SSL *ssl);
+
+/* Asks for one ops->drained call once everything queued so far is
+ * written to the socket. If nothing is queued it comes from the next loop
+ * pass, never from inside this call. */
+void conn_want_drained(struct conn *c);
 
 /* Stops reading; calls ops->flushed once everything queued is written. */
 void conn_close_after_flush(struct conn *c);

@@ -161,6 +161,12 @@ out:
 	job_free(job);
 }
 
+void store_submit(struct store *st, void (*work)(void *arg),
+		  void (*done)(void *arg), void *arg)
+{
+	workq_submit(st->wq, work, done, arg);
+}
+
 static void job_submit(struct store_job *job)
 {
 	workq_submit(job->st->wq, job_work, job_done, job);
@@ -195,6 +201,7 @@ void store_close(struct store *st)
 	 * backend goes away, and the worker has been joined. */
 	workq_free(st->wq);
 	st->wq = NULL;
+	store_offline_cleanup(st);
 	st->backend->close(st);
 }
 
@@ -208,6 +215,12 @@ static void copy_user(struct store_job *job, const struct store_user *user)
 	job->user.local = pool_strdup(job->pool, user->local);
 	job->user.domain = pool_strdup(job->pool, user->domain);
 	memcpy(job->user.creds, user->creds, sizeof(job->user.creds));
+	if (user->keyring != NULL) {
+		void *kr = arena_alloc(job->pool, user->keyring_len + 1);
+		memcpy(kr, user->keyring, user->keyring_len);
+		job->user.keyring = kr;
+		job->user.keyring_len = user->keyring_len;
+	}
 }
 
 void store_user_get(struct store *st, const char *local, const char *domain,

@@ -17,14 +17,24 @@
 #include "sasl/scram.h"
 
 struct event_base;
+struct seal_keyring;
+struct seal_keys;
+struct seal_record;
 struct store;
 
 /* Accounts are identified by (localpart, domain), both prepared. */
 struct store_user {
 	const char *local;
 	const char *domain;
-	/* Indexed by enum scram_hash. */
+	/* Indexed by enum scram_hash. A hash whose stored row fails its
+	 * integrity MAC (DESIGN §5: k_cred) comes back with salt_len 0, so
+	 * it cannot be used to log in; the store logs the event. */
 	struct scram_creds creds[2];
+	/* The sealed-store keyring (seal_keyring_encode form), or NULL. On
+	 * create it is stored with the user; on set_creds a non-NULL keyring
+	 * replaces the stored one (a NULL one keeps it). */
+	const void *keyring;
+	size_t keyring_len;
 };
 
 enum roster_sub { ROSTER_SUB_NONE, ROSTER_SUB_TO, ROSTER_SUB_FROM, ROSTER_SUB_BOTH };
@@ -89,5 +99,71 @@ void store_roster_put(struct store *st, const char *owner,
  * gets the new version. */
 void store_roster_delete(struct store *st, const char *owner,
 			 const char *contact, store_roster_cb *cb, void *ctx);
+
+/* ---- the sealed offline store (DESIGN §5) ----
+ *
+ * Sealing, chain upkeep and verification run on the store's worker, with
+ * the seal keys given here; the loop only opens records with the user's
+ * unlocked keyring. Every change to a record and to the keyring row is one
+ * transaction, so a crash never looks like tampering. */
+
+/* Borrowed; must outlive the store. Without keys the sealed requests fail
+ * with -1. Call before the first such request. */
+void store_set_seal_keys(struct store *st, const struct seal_keys *keys);
+
+/* result: 0 stored (seq set), 1 over quota (count or bytes), 2 no such
+ * user or no keyring, -1 error, including a keyring row that fails its
+ * MAC (never sealed to: its pk may have been swapped; logged). A quota of
+ * 0 means no limit. */
+typedef void store_deposit_cb(void *ctx, int result, uint64_t seq);
+void store_offline_deposit(struct store *st, const char *local,
+			   const char *domain, const void *stanza, size_t len,
+			   int64_t stamp_us, uint64_t max_count,
+			   uint64_t max_bytes, store_deposit_cb *cb, void *ctx);
+
+/* What a load found after the verification walk. */
+struct store_offline {
+	/* Live records the walk called genuine, oldest first; only these
+	 * may be opened and delivered. Their ct points into the result. */
+	const struct seal_record *genuine;
+	size_t ngenuine;
+	/* Records withheld: failed the walk (changed, inserted, duplicated,
+	 * out of place), or authentic but in a store whose row is suspect. */
+	size_t nwithheld;
+	/* Sequence numbers missing (deleted records) and other findings. */
+	size_t nfindings;
+	/* Stamps (µs) of the oldest and newest withheld record, 0 if none:
+	 * the "when" of the user's notice. */
+	int64_t withheld_first, withheld_last;
+	/* Live records in the row's count. */
+	uint64_t live, live_bytes;
+};
+/* result: 0 loaded, 2 no such user or no keyring, -1 error. */
+typedef void store_offline_cb(void *ctx, int result,
+			      const struct store_offline *o);
+void store_offline_load(struct store *st, const char *local,
+			const char *domain, store_offline_cb *cb, void *ctx);
+
+/* Removes (wipes, DESIGN §5 "Removal") the records with these seqs that
+ * the walk calls genuine, then compacts. Others are left alone. result:
+ * 0 done (even if some seqs were not there), -1 error. */
+void store_offline_remove(struct store *st, const char *local,
+			  const char *domain, const uint64_t *seqs, size_t n,
+			  store_done_cb *cb, void *ctx);
+
+/* Removes every record, genuine or not (XEP-0013 purge, or records that
+ * can never be opened after an admin password reset): the chain restarts
+ * at the row's authenticated head. result: 0 done, -1 error. */
+void store_offline_purge(struct store *st, const char *local,
+			 const char *domain, store_done_cb *cb, void *ctx);
+
+/* The walk alone, with the seal key (roostctl verify): no record is
+ * opened or changed. result: 0 clean, 1 findings (listed), 2 no keyring,
+ * -1 error. The findings are valid during the callback. */
+struct seal_finding;
+typedef void store_verify_cb(void *ctx, int result,
+			     const struct seal_finding *findings, size_t n);
+void store_offline_verify(struct store *st, const char *local,
+			  const char *domain, store_verify_cb *cb, void *ctx);
 
 #endif

@@ -22,6 +22,7 @@
 
 #include <sqlite3.h>
 
+#include "seal/seal.h"
 #include "util/arena.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -79,6 +80,32 @@ static const char *const migrations[] = {
 	" value INTEGER NOT NULL"
 	");"
 	"INSERT INTO roster_seq (id, value) VALUES (0, 0);",
+	/* 1 -> 2: the sealed offline store (DESIGN §5). Records carry no
+	 * sender and no plaintext: both are inside ct. */
+	"ALTER TABLE users ADD COLUMN sha1_mac BLOB;"
+	"ALTER TABLE users ADD COLUMN sha256_mac BLOB;"
+	"CREATE TABLE keyrings ("
+	" local TEXT NOT NULL,"
+	" domain TEXT NOT NULL,"
+	" blob BLOB NOT NULL,"
+	" PRIMARY KEY (local, domain)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE offline ("
+	" local TEXT NOT NULL,"
+	" domain TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" stamp INTEGER NOT NULL,"
+	" key_id INTEGER NOT NULL,"
+	" epk BLOB NOT NULL,"
+	" nonce BLOB NOT NULL,"
+	" ct BLOB,"
+	" ct_len INTEGER NOT NULL,"
+	" chain BLOB NOT NULL,"
+	" tomb BLOB"
+	");"
+	/* Not UNIQUE: a duplicated seq is tampering for the walk to report,
+	 * not a constraint error that would hide the rest of the store. */
+	"CREATE INDEX offline_user ON offline (local, domain, seq);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -105,6 +132,14 @@ enum stmt_id {
 	STMT_ROSTER_REMOVE,
 	STMT_ROSTER_SEQ_BUMP,
 	STMT_ROSTER_VERSION_SET,
+	STMT_OWNER_KEYRING_DELETE,
+	STMT_OWNER_OFFLINE_DELETE,
+	STMT_KEYRING_GET,
+	STMT_KEYRING_PUT,
+	STMT_OFFLINE_LIST,
+	STMT_OFFLINE_INSERT,
+	STMT_OFFLINE_WIPE,
+	STMT_OFFLINE_DELETE,
 	STMT_COUNT
 };
 
@@ -117,18 +152,22 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_USER_GET] =
-		"SELECT " CREDS_COLS("sha1") ", " CREDS_COLS("sha256")
-		" FROM users WHERE local = ?1 AND domain = ?2",
+		"SELECT " CREDS_COLS("u.sha1") ", " CREDS_COLS("u.sha256") ","
+		" u.sha1_mac, u.sha256_mac, k.blob"
+		" FROM users u LEFT JOIN keyrings k"
+		" ON k.local = u.local AND k.domain = u.domain"
+		" WHERE u.local = ?1 AND u.domain = ?2",
 	[STMT_USER_CREATE] =
 		"INSERT INTO users (local, domain, " CREDS_COLS("sha1") ", "
-		CREDS_COLS("sha256") ", created)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+		CREDS_COLS("sha256") ", sha1_mac, sha256_mac, created)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 		" ON CONFLICT (local, domain) DO NOTHING",
 	[STMT_USER_SET_CREDS] =
 		"UPDATE users SET sha1_salt = ?3, sha1_iterations = ?4,"
 		" sha1_stored_key = ?5, sha1_server_key = ?6,"
 		" sha256_salt = ?7, sha256_iterations = ?8,"
-		" sha256_stored_key = ?9, sha256_server_key = ?10"
+		" sha256_stored_key = ?9, sha256_server_key = ?10,"
+		" sha1_mac = ?11, sha256_mac = ?12"
 		" WHERE local = ?1 AND domain = ?2",
 	[STMT_USER_DELETE] =
 		"DELETE FROM users WHERE local = ?1 AND domain = ?2",
@@ -173,6 +212,28 @@ static const char *const stmt_sql[STMT_COUNT] = {
 	[STMT_ROSTER_VERSION_SET] =
 		"INSERT INTO roster_version (owner, version) VALUES (?1, ?2)"
 		" ON CONFLICT (owner) DO UPDATE SET version = excluded.version",
+	[STMT_OWNER_KEYRING_DELETE] =
+		"DELETE FROM keyrings WHERE local = ?1 AND domain = ?2",
+	[STMT_OWNER_OFFLINE_DELETE] =
+		"DELETE FROM offline WHERE local = ?1 AND domain = ?2",
+	[STMT_KEYRING_GET] =
+		"SELECT blob FROM keyrings WHERE local = ?1 AND domain = ?2",
+	[STMT_KEYRING_PUT] =
+		"INSERT INTO keyrings (local, domain, blob) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (local, domain) DO UPDATE SET blob = excluded.blob",
+	[STMT_OFFLINE_LIST] =
+		"SELECT seq, stamp, key_id, epk, nonce, ct, ct_len, chain, tomb"
+		" FROM offline WHERE local = ?1 AND domain = ?2"
+		" ORDER BY seq, rowid",
+	[STMT_OFFLINE_INSERT] =
+		"INSERT INTO offline (local, domain, seq, stamp, key_id, epk,"
+		" nonce, ct, ct_len, chain, tomb)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)",
+	[STMT_OFFLINE_WIPE] =
+		"UPDATE offline SET ct = NULL, tomb = ?4"
+		" WHERE local = ?1 AND domain = ?2 AND seq = ?3",
+	[STMT_OFFLINE_DELETE] =
+		"DELETE FROM offline WHERE local = ?1 AND domain = ?2 AND seq <= ?3",
 };
 
 static const char *const sub_names[] = { "none", "to", "from", "both" };
@@ -287,6 +348,7 @@ static int sqlite_user_get(struct store *st, const char *local,
 {
 	struct sqlite_store *s = sqlite_store(st);
 	sqlite3_stmt *stmt = stmt_get(s, STMT_USER_GET);
+	const unsigned char *macs[2] = { NULL, NULL };
 	int rc, ret = -1;
 
 	bind_text(stmt, 1, local);
@@ -311,6 +373,16 @@ static int sqlite_user_get(struct store *st, const char *local,
 			*error_r = "malformed credentials in the store";
 			goto out;
 		}
+		macs[h] = sqlite3_column_bytes(stmt, 8 + h) == 32
+			? sqlite3_column_blob(stmt, 8 + h) : NULL;
+	}
+	store_cred_verify(st, user_r, macs);
+	if (sqlite3_column_type(stmt, 10) == SQLITE_BLOB) {
+		int n = sqlite3_column_bytes(stmt, 10);
+		void *blob = arena_alloc(pool, (size_t)n + 1);
+		memcpy(blob, sqlite3_column_blob(stmt, 10), (size_t)n);
+		user_r->keyring = blob;
+		user_r->keyring_len = (size_t)n;
 	}
 	ret = 1;
 out:
@@ -340,27 +412,66 @@ static void bind_creds(sqlite3_stmt *stmt, int col,
 	}
 }
 
+static int keyring_write(struct sqlite_store *s, const char *local,
+			 const char *domain, const void *blob, size_t len,
+			 const char **error_r)
+{
+	sqlite3_stmt *stmt = stmt_get(s, STMT_KEYRING_PUT);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_blob(stmt, 3, blob, (int)len, SQLITE_STATIC);
+	return exec_stmt(s, STMT_KEYRING_PUT, error_r);
+}
+
+/* The credentials, their MACs and (if given) the keyring in one
+ * transaction: a crash must never leave a password without its keyring. */
 static int sqlite_user_write(struct sqlite_store *s, enum stmt_id id,
 			     const struct store_user *user,
 			     const char **error_r)
 {
 	sqlite3_stmt *stmt = stmt_get(s, id);
-	int rc;
+	unsigned char macs[2][32];
+	bool have_macs = store_cred_macs(&s->api, user, macs) == 0;
+	int rc, ret = -1;
 
+	if (tx_begin(s, true, error_r) < 0)
+		return -1;
 	bind_text(stmt, 1, user->local);
 	bind_text(stmt, 2, user->domain);
 	bind_creds(stmt, 3, user);
+	for (int h = 0; h < 2; h++) {
+		if (have_macs && user->creds[h].salt_len > 0)
+			sqlite3_bind_blob(stmt, 11 + h, macs[h], 32, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(stmt, 11 + h);
+	}
 	if (id == STMT_USER_CREATE)
-		sqlite3_bind_int64(stmt, 11, (sqlite3_int64)time(NULL));
+		sqlite3_bind_int64(stmt, 13, (sqlite3_int64)time(NULL));
 	rc = sqlite3_step(stmt);
 	sqlite3_reset(stmt);
 	/* The bound keys are copied into SQLite's page cache anyway, but
 	 * do not leave extra pointers to them in the statement. */
 	sqlite3_clear_bindings(stmt);
-	if (rc != SQLITE_DONE)
-		return db_error(s, rc, stmt_sql[id], error_r);
+	if (rc != SQLITE_DONE) {
+		db_error(s, rc, stmt_sql[id], error_r);
+		goto rollback;
+	}
 	/* No row inserted (ON CONFLICT DO NOTHING) or updated. */
-	return sqlite3_changes(s->db) == 0 ? 1 : 0;
+	if (sqlite3_changes(s->db) == 0) {
+		ret = 1;
+		goto rollback;
+	}
+	if (user->keyring != NULL &&
+	    keyring_write(s, user->local, user->domain, user->keyring,
+			  user->keyring_len, error_r) < 0)
+		goto rollback;
+	if (tx_commit(s, error_r) < 0)
+		goto rollback;
+	return 0;
+rollback:
+	tx_rollback(s);
+	return ret;
 }
 
 static int sqlite_user_create(struct store *st, const struct store_user *user,
@@ -385,6 +496,9 @@ static int sqlite_user_delete(struct store *st, const char *local,
 		STMT_OWNER_GROUPS_DELETE, STMT_OWNER_ROSTER_DELETE,
 		STMT_OWNER_VERSION_DELETE,
 	};
+	static const enum stmt_id owned_split[] = {
+		STMT_OWNER_KEYRING_DELETE, STMT_OWNER_OFFLINE_DELETE,
+	};
 	struct sqlite_store *s = sqlite_store(st);
 	sqlite3_stmt *stmt;
 	char *owner = xasprintf("%s@%s", local, domain);
@@ -404,6 +518,12 @@ static int sqlite_user_delete(struct store *st, const char *local,
 	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
 		bind_text(stmt_get(s, owned[i]), 1, owner);
 		if (exec_stmt(s, owned[i], error_r) < 0)
+			goto rollback;
+	}
+	for (size_t i = 0; i < sizeof(owned_split) / sizeof(owned_split[0]); i++) {
+		bind_text(stmt_get(s, owned_split[i]), 1, local);
+		bind_text(stmt_get(s, owned_split[i]), 2, domain);
+		if (exec_stmt(s, owned_split[i], error_r) < 0)
 			goto rollback;
 	}
 	if (tx_commit(s, error_r) < 0)
@@ -694,6 +814,169 @@ rollback:
 	return -1;
 }
 
+/* ---- sealed store primitives (store_offline.c drives them) ---- */
+
+static int sqlite_tx_begin(struct store *st, bool write, const char **error_r)
+{
+	return tx_begin(sqlite_store(st), write, error_r);
+}
+
+static int sqlite_tx_commit(struct store *st, const char **error_r)
+{
+	return tx_commit(sqlite_store(st), error_r);
+}
+
+static void sqlite_tx_rollback(struct store *st)
+{
+	tx_rollback(sqlite_store(st));
+}
+
+static int sqlite_keyring_get(struct store *st, const char *local,
+			      const char *domain, struct arena *pool,
+			      const void **blob_r, size_t *len_r,
+			      const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_KEYRING_GET);
+	int rc, ret;
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(stmt, 0);
+		void *blob = arena_alloc(pool, (size_t)n + 1);
+		if (n > 0)
+			memcpy(blob, sqlite3_column_blob(stmt, 0), (size_t)n);
+		*blob_r = blob;
+		*len_r = (size_t)n;
+		ret = 1;
+	} else if (rc == SQLITE_DONE) {
+		ret = 0;
+	} else {
+		ret = db_error(s, rc, "keyring_get", error_r);
+	}
+	sqlite3_reset(stmt);
+	return ret;
+}
+
+static int sqlite_keyring_put(struct store *st, const char *local,
+			      const char *domain, const void *blob, size_t len,
+			      const char **error_r)
+{
+	return keyring_write(sqlite_store(st), local, domain, blob, len,
+			     error_r);
+}
+
+/* A fixed-size column that is not exactly `len` bytes (a hostile edit)
+ * reads as zeros: the walk then condemns the record instead of the
+ * process trusting a short buffer. */
+static void column_fixed(sqlite3_stmt *stmt, int col, unsigned char *out,
+			 size_t len)
+{
+	memset(out, 0, len);
+	if (sqlite3_column_type(stmt, col) == SQLITE_BLOB &&
+	    (size_t)sqlite3_column_bytes(stmt, col) == len)
+		memcpy(out, sqlite3_column_blob(stmt, col), len);
+}
+
+static int sqlite_offline_list(struct store *st, const char *local,
+			       const char *domain, struct seal_record **recs_r,
+			       size_t *n_r, const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_LIST);
+	struct seal_record *recs = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct seal_record *r;
+
+		recs = xgrow(recs, &cap, n + 1, sizeof(*recs));
+		r = &recs[n++];
+		memset(r, 0, sizeof(*r));
+		r->seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+		r->stamp = sqlite3_column_int64(stmt, 1);
+		r->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
+		column_fixed(stmt, 3, r->epk, sizeof(r->epk));
+		column_fixed(stmt, 4, r->nonce, sizeof(r->nonce));
+		if (sqlite3_column_type(stmt, 5) == SQLITE_NULL) {
+			r->wiped = true;
+			r->ct_len = (size_t)sqlite3_column_int64(stmt, 6);
+		} else {
+			int len = sqlite3_column_bytes(stmt, 5);
+			r->ct = xmalloc((size_t)len + 1);
+			if (len > 0)
+				memcpy(r->ct, sqlite3_column_blob(stmt, 5), (size_t)len);
+			r->ct_len = (size_t)len;
+		}
+		column_fixed(stmt, 7, r->chain, sizeof(r->chain));
+		column_fixed(stmt, 8, r->tomb, sizeof(r->tomb));
+	}
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < n; i++)
+			seal_record_clear(&recs[i]);
+		free(recs);
+		return db_error(s, rc, "offline_list", error_r);
+	}
+	*recs_r = recs;
+	*n_r = n;
+	return 0;
+}
+
+static int sqlite_offline_insert(struct store *st, const char *local,
+				 const char *domain,
+				 const struct seal_record *r,
+				 const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_INSERT);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)r->seq);
+	sqlite3_bind_int64(stmt, 4, r->stamp);
+	sqlite3_bind_int64(stmt, 5, r->key_id);
+	sqlite3_bind_blob(stmt, 6, r->epk, sizeof(r->epk), SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 7, r->nonce, sizeof(r->nonce), SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 8, r->ct, (int)r->ct_len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 9, (sqlite3_int64)r->ct_len);
+	sqlite3_bind_blob(stmt, 10, r->chain, sizeof(r->chain), SQLITE_STATIC);
+	return exec_stmt(s, STMT_OFFLINE_INSERT, error_r);
+}
+
+static int sqlite_offline_wipe(struct store *st, const char *local,
+			       const char *domain, uint64_t seq,
+			       const unsigned char tomb[32],
+			       const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_WIPE);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
+	sqlite3_bind_blob(stmt, 4, tomb, 32, SQLITE_STATIC);
+	return exec_stmt(s, STMT_OFFLINE_WIPE, error_r);
+}
+
+static int sqlite_offline_delete(struct store *st, const char *local,
+				 const char *domain, uint64_t upto,
+				 const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_DELETE);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, upto > INT64_MAX ? INT64_MAX : (sqlite3_int64)upto);
+	return exec_stmt(s, STMT_OFFLINE_DELETE, error_r);
+}
+
 /* ---- open and close ---- */
 
 /* mkdir -p; directories it creates are private to the server's user. */
@@ -902,4 +1185,13 @@ const struct store_backend store_backend_sqlite = {
 	.roster_get = sqlite_roster_get,
 	.roster_put = sqlite_roster_put,
 	.roster_delete = sqlite_roster_delete,
+	.tx_begin = sqlite_tx_begin,
+	.tx_commit = sqlite_tx_commit,
+	.tx_rollback = sqlite_tx_rollback,
+	.keyring_get = sqlite_keyring_get,
+	.keyring_put = sqlite_keyring_put,
+	.offline_list = sqlite_offline_list,
+	.offline_insert = sqlite_offline_insert,
+	.offline_wipe = sqlite_offline_wipe,
+	.offline_delete = sqlite_offline_delete,
 };

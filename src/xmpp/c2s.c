@@ -18,6 +18,7 @@
 #include "core/stanza.h"
 #include "net/conn.h"
 #include "net/tls.h"
+#include "seal/seal.h"
 #include "server.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -69,6 +70,7 @@ static void c2s_free(struct c2s *c)
 		c->next->prev = c->prev;
 	srv->nstreams--;
 	c2s_sasl_free(c);
+	seal_unlocked_free(c->unlocked);
 	if (c->timer)
 		event_free(c->timer);
 	event_free(c->free_ev);
@@ -97,6 +99,7 @@ static void c2s_finish(struct c2s *c, const char *why)
 		return;
 	log_msg(LOG_INFO, c->log_ctx, "closed: %s", why);
 	c2s_enter(c, C2S_CLOSED);
+	c->drained_fn = NULL;
 	if (c->session != NULL) {
 		struct session *s = c->session;
 		c->session = NULL;
@@ -132,6 +135,25 @@ static void conn_flushed(void *ctx)
 {
 	struct c2s *c = ctx;
 	c2s_finish(c, "stream closed");
+}
+
+static void conn_drained(void *ctx)
+{
+	struct c2s *c = ctx;
+	void (*fn)(void *) = c->drained_fn;
+
+	c->drained_fn = NULL;
+	if (fn != NULL && c->state != C2S_CLOSED)
+		fn(c->drained_ctx);
+}
+
+void c2s_when_drained(struct c2s *c, void (*fn)(void *ctx), void *ctx)
+{
+	if (c->state == C2S_CLOSED)
+		return;
+	c->drained_fn = fn;
+	c->drained_ctx = ctx;
+	conn_want_drained(c->conn);
 }
 
 static void conn_error(void *ctx, const char *why)
@@ -419,6 +441,12 @@ static void bind_account_loaded(void *ctx, struct account *a)
 		goto out;
 	}
 	c->account = a; /* keeps the callback's reference */
+	/* The keyring unlocked at SASL success now serves every session of
+	 * the account (another session may have unlocked it already). */
+	if (a->unlocked == NULL) {
+		a->unlocked = c->unlocked;
+		c->unlocked = NULL;
+	}
 	c->session = session_bind(c->srv, c, a, br->resource);
 	c2s_update_log_ctx(c);
 	log_msg(LOG_INFO, c->log_ctx, "bound");
@@ -493,8 +521,11 @@ static void reply_error(struct c2s *c, const struct xml_node *st,
 	if (err == NULL)
 		return;
 	/* The reply comes from the server on the recipient's behalf; the
-	 * sender is this session. */
+	 * sender is this session. A 'to' that did not parse cannot be the
+	 * reply's 'from'. */
 	xml_set_attr(err, "to", c->session->full);
+	if (strcmp(condition, "jid-malformed") == 0)
+		xml_set_attr(err, "from", NULL);
 	c2s_send(c, err);
 	xml_free(err);
 }
@@ -639,6 +670,7 @@ static const struct conn_ops c2s_conn_ops = {
 	.read = conn_read,
 	.flushed = conn_flushed,
 	.error = conn_error,
+	.drained = conn_drained,
 };
 
 static const struct xml_parser_callbacks parser_callbacks = {

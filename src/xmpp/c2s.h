@@ -19,6 +19,7 @@ struct session;
 struct xml_node;
 struct xml_parser;
 struct c2s_sasl;
+struct seal_unlocked;
 
 enum c2s_state {
 	C2S_WAIT_HEADER,    /* waiting for <stream:stream> (first, after TLS, after SASL) */
@@ -51,6 +52,9 @@ struct c2s {
 	struct session *session;
 
 	unsigned pending;      /* async requests that will call back */
+	void (*drained_fn)(void *ctx);
+	void *drained_ctx;
+	struct seal_unlocked *unlocked; /* keyring unlocked at SASL success, until bind */
 	struct event *timer;   /* auth timeout, then keepalive */
 	struct event *free_ev;
 	struct c2s *prev, *next; /* srv->streams */
@@ -59,6 +63,12 @@ struct c2s {
 /* Takes over an accepted socket. */
 void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,
 		bool direct_tls);
+
+/* Calls fn(ctx) once everything queued on the stream so far has been
+ * written to the socket: how flood delivery paces itself without stream
+ * management. Never from inside this call; never after the stream closed
+ * (one waiter per stream: a second call replaces the first). */
+void c2s_when_drained(struct c2s *c, void (*fn)(void *ctx), void *ctx);
 
 /* Serializes a stanza onto the stream. */
 void c2s_send(struct c2s *c, const struct xml_node *stanza);

@@ -14,6 +14,7 @@
 #include "net/tls.h"
 #include "sasl/plain.h"
 #include "sasl/scram.h"
+#include "seal/seal.h"
 #include "server.h"
 #include "store/store.h"
 #include "util/base64.h"
@@ -66,6 +67,7 @@ struct c2s_sasl {
 	bool user_found;
 	bool verified;             /* PLAIN result from the worker */
 	unsigned char client_key[SCRAM_MAX_HASH];
+	struct seal_keyring *keyring; /* the user's, for the unlock at success */
 	const char *fail_condition;
 	struct event *delay;
 };
@@ -105,6 +107,7 @@ void c2s_sasl_free(struct c2s *c)
 	if (s->delay)
 		event_free(s->delay);
 	scram_server_free(s->scram);
+	free(s->keyring);
 	if (s->password)
 		xfree_secret(s->password, strlen(s->password));
 	free(s->local);
@@ -178,6 +181,28 @@ static void fail(struct c2s *c, const char *condition, bool throttle)
 	evtimer_add(s->delay, &tv);
 }
 
+/* DESIGN §5: the login's ClientKey unwraps the user's keyring. A failure
+ * after a successful SCRAM exchange is an integrity event (the row was
+ * changed), never a reason to make a new keyring; the login goes on and
+ * the sealed messages are withheld. */
+static void unlock_keyring(struct c2s *c, enum scram_hash h)
+{
+	struct c2s_sasl *s = c->sasl;
+	const struct seal_keys *keys = c->srv->seal_keys;
+	const char *why = NULL;
+
+	if (s->keyring == NULL || keys == NULL)
+		return;
+	if (seal_keyring_mac_check(keys, s->keyring) != 0)
+		why = "the keyring row fails its MAC";
+	else if (seal_keyring_unlock(keys, s->keyring, h, s->client_key,
+				     &c->unlocked, &why) != 0)
+		c->unlocked = NULL;
+	if (why != NULL)
+		log_msg(LOG_ERROR, c->log_ctx, "integrity: cannot unlock the "
+			"keyring: %s", why);
+}
+
 static void succeed(struct c2s *c, const void *data, size_t len)
 {
 	struct c2s_sasl *s = c->sasl;
@@ -187,9 +212,9 @@ static void succeed(struct c2s *c, const void *data, size_t len)
 	auth_throttle_success(c->srv->throttle, account);
 	log_msg(LOG_INFO, c->log_ctx, "authenticated as %s with %s", account,
 		s->mech->name);
+	unlock_keyring(c, s->mech->hash);
 	send_sasl(c, "success", data, len);
-	/* ClientKey would unlock the sealed store here (issue 3); it is
-	 * wiped with the rest of the exchange. */
+	/* ClientKey is wiped with the rest of the exchange. */
 	c2s_sasl_free(c);
 	c2s_authenticated(c, local);
 	free(account);
@@ -197,6 +222,17 @@ static void succeed(struct c2s *c, const void *data, size_t len)
 }
 
 /* --- SCRAM ---------------------------------------------------------- */
+
+static void keep_keyring(struct c2s_sasl *s, const struct store_user *u)
+{
+	if (u->keyring == NULL)
+		return;
+	s->keyring = xmalloc(sizeof(*s->keyring));
+	if (seal_keyring_decode(u->keyring, u->keyring_len, s->keyring) != 0) {
+		free(s->keyring);
+		s->keyring = NULL;
+	}
+}
 
 static void scram_user_loaded(void *ctx, int result, const struct store_user *u)
 {
@@ -214,7 +250,10 @@ static void scram_user_loaded(void *ctx, int result, const struct store_user *u)
 	}
 	if (result == 1) {
 		s->creds = u->creds[s->mech->hash];
-		s->user_found = true;
+		/* Credentials that failed their integrity check come back
+		 * empty: treat them like an unknown user. */
+		s->user_found = s->creds.salt_len > 0;
+		keep_keyring(s, u);
 	}
 	/* An unknown user gets a fake challenge and fails at the end, so
 	 * probing for accounts learns nothing. */
@@ -301,6 +340,7 @@ struct plain_job {
 	struct c2s *c;
 	struct scram_creds creds;
 	char *password;
+	unsigned char client_key[SCRAM_MAX_HASH];
 	bool ok;
 };
 
@@ -309,9 +349,10 @@ static void plain_verify_work(void *arg)
 	struct plain_job *j = arg;
 	struct scram_creds derived;
 
-	j->ok = scram_derive(SCRAM_SHA256, j->password, j->creds.salt,
+	j->ok = j->creds.salt_len > 0 &&
+		scram_derive(SCRAM_SHA256, j->password, j->creds.salt,
 			     j->creds.salt_len, j->creds.iterations, &derived,
-			     NULL) == 0 &&
+			     j->client_key) == 0 &&
 		CRYPTO_memcmp(derived.stored_key, j->creds.stored_key,
 			      scram_hash_len(SCRAM_SHA256)) == 0;
 	OPENSSL_cleanse(&derived, sizeof(derived));
@@ -324,8 +365,11 @@ static void plain_verify_done(void *arg)
 
 	xfree_secret(j->password, strlen(j->password));
 	if (c2s_release(c)) {
-		if (j->ok)
+		if (j->ok) {
+			memcpy(c->sasl->client_key, j->client_key,
+			       sizeof(j->client_key));
 			succeed(c, NULL, 0);
+		}
 		else
 			fail(c, "not-authorized", true);
 	}
@@ -350,6 +394,7 @@ static void plain_user_loaded(void *ctx, int result, const struct store_user *u)
 		fail(c, "not-authorized", true);
 		return;
 	}
+	keep_keyring(s, u);
 	/* PBKDF2 costs milliseconds: never on the loop (DESIGN §1). */
 	j = xcalloc(1, sizeof(*j));
 	j->c = c;

@@ -723,16 +723,26 @@ static void test_two_stores_one_file(void **state)
 	store_close(other);
 }
 
+static int keep_version(void *arg, int ncols, char **values, char **names)
+{
+	*(int *)arg = atoi(values[0]);
+	return 0;
+}
+
 static void test_newer_schema_refused(void **state)
 {
 	struct fixture *f = *state;
-	char *path, *error = NULL;
+	char *path, *sql, *error = NULL;
+	int version = 0;
 	sqlite3 *db;
 
 	store_close(f->st);
 	f->st = NULL;
 	path = xasprintf("%s/roost.db", f->data_dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version", keep_version,
+				      &version, NULL), SQLITE_OK);
+	assert_true(version > 0);
 	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL,
 				      NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -744,8 +754,9 @@ static void test_newer_schema_refused(void **state)
 
 	/* Set it back so the teardown can close a real store. */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL,
-				      NULL, NULL), SQLITE_OK);
+	sql = xasprintf("PRAGMA user_version = %d", version);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	free(sql);
 	sqlite3_close(db);
 	free(path);
 	open_store(f);

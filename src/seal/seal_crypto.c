@@ -1,0 +1,378 @@
+/* The primitives of DESIGN §5 over OpenSSL 3's EVP API: HMAC-SHA256
+ * (EVP_MAC), HKDF-SHA256 (EVP_KDF), ChaCha20-Poly1305 (EVP_CIPHER) and
+ * X25519 (EVP_PKEY). Algorithms are fetched once: an implicit fetch on
+ * every call costs more than the 64-byte HMACs it would serve. */
+#include "seal/seal-private.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *alg_hmac;
+static EVP_KDF *alg_hkdf;
+static EVP_CIPHER *alg_chacha;
+static int algs_ok;
+
+static void algs_fetch(void)
+{
+	alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	alg_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	alg_chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+	algs_ok = alg_hmac != NULL && alg_hkdf != NULL && alg_chacha != NULL;
+}
+
+int seal_algs_init(void)
+{
+	if (pthread_once(&algs_once, algs_fetch) != 0 || !algs_ok)
+		return -1;
+	return 0;
+}
+
+/* ---- HMAC ---- */
+
+EVP_MAC_CTX *seal_mac_template(const unsigned char key[SEAL_KEY_LEN])
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						 (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *ctx;
+
+	if (seal_algs_init() != 0 || (ctx = EVP_MAC_CTX_new(alg_hmac)) == NULL)
+		return NULL;
+	if (!EVP_MAC_init(ctx, key, SEAL_KEY_LEN, params)) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void mac_flush(struct seal_mac *m)
+{
+	if (m->len > 0 && m->ctx != NULL && !EVP_MAC_update(m->ctx, m->pend, m->len))
+		m->err = 1;
+	m->len = 0;
+}
+
+int seal_mac_begin(struct seal_mac *m, const struct seal_keys *keys,
+		   enum seal_mac_kind kind, const char *label)
+{
+	m->err = 0;
+	m->len = 0;
+	/* A duplicate of the keyed template: the template itself is never
+	 * updated, so one seal_keys serves every thread. */
+	m->ctx = keys->mac_tmpl[kind] != NULL ? EVP_MAC_CTX_dup(keys->mac_tmpl[kind])
+					      : NULL;
+	if (m->ctx == NULL) {
+		m->err = 1;
+		return -1;
+	}
+	seal_mac_raw(m, label, strlen(label));
+	return 0;
+}
+
+void seal_mac_raw(struct seal_mac *m, const void *data, size_t len)
+{
+	if (len > sizeof(m->pend) - m->len) {
+		mac_flush(m);
+		if (len > sizeof(m->pend)) {
+			if (m->ctx != NULL && !EVP_MAC_update(m->ctx, data, len))
+				m->err = 1;
+			return;
+		}
+	}
+	memcpy(m->pend + m->len, data, len);
+	m->len += len;
+}
+
+void seal_mac_u64(struct seal_mac *m, uint64_t v)
+{
+	unsigned char b[8];
+	seal_be64(b, v);
+	seal_mac_raw(m, b, sizeof(b));
+}
+
+void seal_mac_lp(struct seal_mac *m, const void *data, size_t len)
+{
+	unsigned char b[4];
+	if (len > UINT32_MAX) {
+		m->err = 1;
+		return;
+	}
+	seal_be32(b, (uint32_t)len);
+	seal_mac_raw(m, b, sizeof(b));
+	seal_mac_raw(m, data, len);
+}
+
+void seal_mac_lp_str(struct seal_mac *m, const char *s)
+{
+	seal_mac_lp(m, s, strlen(s));
+}
+
+int seal_mac_fork(struct seal_mac *m, struct seal_mac *copy)
+{
+	mac_flush(m);
+	copy->err = m->err;
+	copy->len = 0;
+	copy->ctx = m->ctx != NULL ? EVP_MAC_CTX_dup(m->ctx) : NULL;
+	if (copy->ctx == NULL) {
+		copy->err = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int seal_mac_end(struct seal_mac *m, unsigned char out[SEAL_KEY_LEN])
+{
+	size_t n = 0;
+	int ret = -1;
+
+	mac_flush(m);
+	if (!m->err && m->ctx != NULL &&
+	    EVP_MAC_final(m->ctx, out, &n, SEAL_KEY_LEN) && n == SEAL_KEY_LEN)
+		ret = 0;
+	EVP_MAC_CTX_free(m->ctx);
+	m->ctx = NULL;
+	/* The pending bytes may include key ids and chains: not secret, but
+	 * the buffer is on the stack of callers that also handle keys. */
+	OPENSSL_cleanse(m->pend, sizeof(m->pend));
+	return ret;
+}
+
+int seal_mac_verify(struct seal_mac *m, const unsigned char mac[SEAL_KEY_LEN])
+{
+	unsigned char got[SEAL_KEY_LEN];
+	int ret = -1;
+
+	if (seal_mac_end(m, got) == 0 && CRYPTO_memcmp(got, mac, SEAL_KEY_LEN) == 0)
+		ret = 0;
+	OPENSSL_cleanse(got, sizeof(got));
+	return ret;
+}
+
+/* ---- HKDF ---- */
+
+int seal_hkdf(const unsigned char *salt, size_t salt_len,
+	      const unsigned char *ikm, size_t ikm_len,
+	      const void *info, size_t info_len,
+	      unsigned char out[SEAL_KEY_LEN])
+{
+	OSSL_PARAM params[5], *p = params;
+	EVP_KDF_CTX *ctx;
+	int ret = -1;
+
+	if (seal_algs_init() != 0 || (ctx = EVP_KDF_CTX_new(alg_hkdf)) == NULL)
+		return -1;
+	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						(char *)"SHA256", 0);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						 (void *)ikm, ikm_len);
+	if (salt != NULL)
+		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+							 (void *)salt, salt_len);
+	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+						 (void *)info, info_len);
+	*p = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(ctx, out, SEAL_KEY_LEN, params) == 1)
+		ret = 0;
+	EVP_KDF_CTX_free(ctx); /* cleanses its copy of the key */
+	return ret;
+}
+
+/* ---- ChaCha20-Poly1305 ---- */
+
+int seal_aead_seal(const unsigned char key[SEAL_KEY_LEN],
+		   const unsigned char nonce[SEAL_NONCE_LEN],
+		   const void *aad, size_t aad_len,
+		   const void *pt, size_t len, unsigned char *out)
+{
+	EVP_CIPHER_CTX *ctx;
+	int n, ret = -1;
+
+	if (len > SEAL_MAX_PLAINTEXT || aad_len > INT32_MAX || seal_algs_init() != 0 ||
+	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	if (EVP_EncryptInit_ex2(ctx, alg_chacha, key, nonce, NULL) != 1)
+		goto out;
+	if (aad_len > 0 && EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
+		goto out;
+	if (len > 0 && (EVP_EncryptUpdate(ctx, out, &n, pt, (int)len) != 1 ||
+			(size_t)n != len))
+		goto out;
+	if (EVP_EncryptFinal_ex(ctx, out + len, &n) != 1 || n != 0)
+		goto out;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN,
+				out + len) != 1)
+		goto out;
+	ret = 0;
+out:
+	EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
+	return ret;
+}
+
+int seal_aead_open(const unsigned char key[SEAL_KEY_LEN],
+		   const unsigned char nonce[SEAL_NONCE_LEN],
+		   const void *aad, size_t aad_len,
+		   const unsigned char *ct, size_t ct_len, unsigned char *out)
+{
+	unsigned char tag[SEAL_TAG_LEN];
+	EVP_CIPHER_CTX *ctx;
+	size_t len;
+	int n, ret = -1;
+
+	if (ct_len < SEAL_TAG_LEN || ct_len - SEAL_TAG_LEN > SEAL_MAX_PLAINTEXT ||
+	    aad_len > INT32_MAX || seal_algs_init() != 0 ||
+	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+		return -1;
+	len = ct_len - SEAL_TAG_LEN;
+	memcpy(tag, ct + len, SEAL_TAG_LEN);
+	if (EVP_DecryptInit_ex2(ctx, alg_chacha, key, nonce, NULL) != 1)
+		goto out;
+	if (aad_len > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
+		goto out;
+	if (len > 0 && (EVP_DecryptUpdate(ctx, out, &n, ct, (int)len) != 1 ||
+			(size_t)n != len))
+		goto out;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, tag) != 1)
+		goto out;
+	if (EVP_DecryptFinal_ex(ctx, out + len, &n) != 1)
+		goto out;
+	ret = 0;
+out:
+	/* A failed open must not leave unauthenticated plaintext behind. */
+	if (ret != 0 && len > 0)
+		OPENSSL_cleanse(out, len);
+	EVP_CIPHER_CTX_free(ctx);
+	return ret;
+}
+
+/* ---- X25519 ---- */
+
+EVP_PKEY *seal_x25519_generate(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+}
+
+EVP_PKEY *seal_x25519_from_private(const unsigned char sk[SEAL_KEY_LEN])
+{
+	return EVP_PKEY_new_raw_private_key_ex(NULL, "X25519", NULL, sk,
+					       SEAL_KEY_LEN);
+}
+
+int seal_x25519_public(const EVP_PKEY *key, unsigned char pk[SEAL_KEY_LEN])
+{
+	size_t n = SEAL_KEY_LEN;
+
+	if (EVP_PKEY_get_raw_public_key(key, pk, &n) != 1 || n != SEAL_KEY_LEN)
+		return -1;
+	return 0;
+}
+
+int seal_x25519_private(const EVP_PKEY *key, unsigned char sk[SEAL_KEY_LEN])
+{
+	size_t n = SEAL_KEY_LEN;
+
+	if (EVP_PKEY_get_raw_private_key(key, sk, &n) != 1 || n != SEAL_KEY_LEN) {
+		OPENSSL_cleanse(sk, SEAL_KEY_LEN);
+		return -1;
+	}
+	return 0;
+}
+
+int seal_x25519_derive(EVP_PKEY *priv, const unsigned char peer[SEAL_KEY_LEN],
+		       unsigned char out[SEAL_KEY_LEN])
+{
+	EVP_PKEY *pub;
+	EVP_PKEY_CTX *ctx = NULL;
+	size_t n = SEAL_KEY_LEN;
+	int ret = -1;
+
+	pub = EVP_PKEY_new_raw_public_key_ex(NULL, "X25519", NULL, peer,
+					     SEAL_KEY_LEN);
+	if (pub == NULL)
+		return -1;
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
+	/* OpenSSL's X25519 derive refuses an all-zero result, so a
+	 * low-order peer key cannot force a known K. */
+	if (ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
+	    EVP_PKEY_derive_set_peer_ex(ctx, pub, 0) == 1 &&
+	    EVP_PKEY_derive(ctx, out, &n) == 1 && n == SEAL_KEY_LEN)
+		ret = 0;
+	if (ret != 0)
+		OPENSSL_cleanse(out, SEAL_KEY_LEN);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pub);
+	return ret;
+}
+
+int seal_record_key(EVP_PKEY *priv, const unsigned char peer[SEAL_KEY_LEN],
+		    enum seal_store store, const unsigned char epk[SEAL_KEY_LEN],
+		    const unsigned char pk[SEAL_KEY_LEN],
+		    unsigned char k[SEAL_KEY_LEN])
+{
+	static const char label[] = "roost/v1/seal";
+	unsigned char info[sizeof(label) - 1 + 4 + 16 + 2 * SEAL_KEY_LEN];
+	unsigned char shared[SEAL_KEY_LEN];
+	const char *name = seal_store_label(store);
+	size_t nlen = strlen(name), off = 0;
+	int ret;
+
+	if (nlen > 16)
+		return -1;
+	memcpy(info, label, sizeof(label) - 1);
+	off += sizeof(label) - 1;
+	seal_be32(info + off, (uint32_t)nlen);
+	off += 4;
+	memcpy(info + off, name, nlen);
+	off += nlen;
+	memcpy(info + off, epk, SEAL_KEY_LEN);
+	off += SEAL_KEY_LEN;
+	memcpy(info + off, pk, SEAL_KEY_LEN);
+	off += SEAL_KEY_LEN;
+	if (seal_x25519_derive(priv, peer, shared) != 0)
+		return -1;
+	ret = seal_hkdf(NULL, 0, shared, sizeof(shared), info, off, k);
+	OPENSSL_cleanse(shared, sizeof(shared));
+	return ret;
+}
+
+size_t seal_record_aad(const char *jid, uint64_t seq, int64_t stamp,
+		       uint32_t key_id, unsigned char *aad)
+{
+	size_t jlen = strlen(jid);
+
+	seal_be32(aad, (uint32_t)jlen);
+	memcpy(aad + 4, jid, jlen);
+	seal_be64(aad + 4 + jlen, seq);
+	seal_be64(aad + 12 + jlen, (uint64_t)stamp);
+	seal_be64(aad + 20 + jlen, key_id);
+	return 28 + jlen;
+}
+
+int seal_jid_ok(const char *jid)
+{
+	size_t n;
+
+	if (jid == NULL)
+		return -1;
+	n = strnlen(jid, SEAL_JID_MAX + 1);
+	return n >= 1 && n <= SEAL_JID_MAX ? 0 : -1;
+}
+
+const char *seal_hash_name(enum scram_hash h)
+{
+	/* The names DESIGN §5 and scram_hash_name use; repeated here so that
+	 * roost_seal does not link roost_sasl for two strings. */
+	return h == SCRAM_SHA256 ? "SHA-256" : "SHA-1";
+}
+
+size_t seal_hash_len(enum scram_hash h)
+{
+	return h == SCRAM_SHA256 ? 32 : 20;
+}

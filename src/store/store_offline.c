@@ -1,0 +1,663 @@
+/* The sealed offline store's requests (store.h, DESIGN §5), built from the
+ * backend's primitives so that every backend gets the same construction.
+ *
+ * Everything here except the request wrappers and the completions runs on
+ * the store's single worker thread: sealing, the chain, the verification
+ * walk and the per-user anchors need no locks. Each change to records and
+ * to the keyring row is one transaction; the anchor moves only after the
+ * commit, so a failed transaction leaves memory and disk in step. */
+#include "store/store-private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "seal/seal.h"
+#include "util/arena.h"
+#include "util/buf.h"
+#include "util/hashmap.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* DESIGN §5: one ephemeral X25519 pair per process, rotated every few
+ * hours. */
+#define SEALER_ROTATE_US (4LL * 3600 * 1000000)
+
+enum off_op { OFF_DEPOSIT, OFF_LOAD, OFF_REMOVE, OFF_PURGE, OFF_VERIFY };
+
+struct off_req {
+	struct store *st;
+	enum off_op op;
+	char *local, *domain, *jid;
+	void *ctx;
+	union {
+		store_deposit_cb *deposit;
+		store_offline_cb *load;
+		store_done_cb *done;
+		store_verify_cb *verify;
+	} cb;
+
+	/* deposit */
+	unsigned char *pt;
+	size_t len;
+	int64_t stamp;
+	uint64_t max_count, max_bytes;
+	/* remove */
+	uint64_t *seqs;
+	size_t nseqs;
+
+	/* results */
+	int result;
+	const char *error;
+	uint64_t seq;
+	struct seal_record *recs;     /* every record read, owned */
+	size_t nrecs;
+	struct seal_record *genuine;  /* shallow copies into recs */
+	struct store_offline info;
+	struct seal_findings findings;
+};
+
+/* ---- credentials ---- */
+
+int store_cred_macs(const struct store *st, const struct store_user *user,
+		    unsigned char macs[2][32])
+{
+	char *jid;
+	int ret = 0;
+
+	if (st->seal_keys == NULL)
+		return -1;
+	jid = xasprintf("%s@%s", user->local, user->domain);
+	for (int h = SCRAM_SHA1; h <= SCRAM_SHA256; h++)
+		if (user->creds[h].salt_len > 0 &&
+		    seal_cred_mac(st->seal_keys, jid, (enum scram_hash)h,
+				  &user->creds[h], macs[h]) < 0)
+			ret = -1;
+	free(jid);
+	return ret;
+}
+
+void store_cred_verify(const struct store *st, struct store_user *user,
+		       const unsigned char *const macs[2])
+{
+	char *jid;
+
+	if (st->seal_keys == NULL)
+		return;
+	jid = xasprintf("%s@%s", user->local, user->domain);
+	for (int h = SCRAM_SHA1; h <= SCRAM_SHA256; h++) {
+		struct scram_creds *c = &user->creds[h];
+		if (c->salt_len == 0)
+			continue;
+		if (macs[h] != NULL &&
+		    seal_cred_check(st->seal_keys, jid, (enum scram_hash)h, c,
+				    macs[h]) == 0)
+			continue;
+		/* Copied from another account or edited: an integrity
+		 * event, never a login. */
+		log_error("store: %s: %s credentials fail their integrity "
+			  "check; refusing them", jid,
+			  scram_hash_name((enum scram_hash)h));
+		OPENSSL_cleanse(c, sizeof(*c));
+	}
+	free(jid);
+}
+
+/* ---- state kept on the worker ---- */
+
+void store_set_seal_keys(struct store *st, const struct seal_keys *keys)
+{
+	st->seal_keys = keys;
+	if (st->sealer == NULL) {
+		st->sealer = seal_sealer_new(0);
+		st->sealer_rotated_us = seal_now_us();
+		st->anchors = hashmap_new();
+	}
+}
+
+void store_offline_cleanup(struct store *st)
+{
+	size_t pos = 0;
+	void *v;
+
+	seal_sealer_free(st->sealer);
+	st->sealer = NULL;
+	if (st->anchors != NULL) {
+		while (hashmap_next(st->anchors, &pos, NULL, &v))
+			free(v);
+		hashmap_free(st->anchors);
+		st->anchors = NULL;
+	}
+}
+
+static const struct seal_anchor *anchor_get(struct store *st, const char *jid)
+{
+	return hashmap_get(st->anchors, jid);
+}
+
+static void anchor_set(struct store *st, const char *jid,
+		       const struct seal_keyring *kr)
+{
+	struct seal_anchor *a = hashmap_get(st->anchors, jid);
+
+	if (a == NULL) {
+		a = xmalloc(sizeof(*a));
+		hashmap_put(st->anchors, jid, a);
+	}
+	seal_anchor_of(kr, a);
+}
+
+/* The row must be the one this process last committed: otherwise the store
+ * was rolled back under us and sealing onto it would bless the old state. */
+static bool anchor_matches(struct store *st, const char *jid,
+			   const struct seal_keyring *kr)
+{
+	const struct seal_anchor *a = anchor_get(st, jid);
+	struct seal_anchor now;
+
+	if (a == NULL)
+		return true;
+	seal_anchor_of(kr, &now);
+	return a->base_seq == now.base_seq && a->head_seq == now.head_seq &&
+	       a->live == now.live && a->live_bytes == now.live_bytes &&
+	       CRYPTO_memcmp(a->head_chain, now.head_chain, SEAL_KEY_LEN) == 0 &&
+	       CRYPTO_memcmp(a->base_chain, now.base_chain, SEAL_KEY_LEN) == 0;
+}
+
+static void maybe_rotate(struct store *st)
+{
+	int64_t now = seal_now_us();
+
+	if (now - st->sealer_rotated_us >= SEALER_ROTATE_US) {
+		if (seal_sealer_rotate(st->sealer) == 0)
+			st->sealer_rotated_us = now;
+	}
+}
+
+/* Reads and decodes the keyring row. Returns 1, 0 (no keyring) or -1.
+ * With check_mac, a row whose MAC fails is -1 (and logged): it must never
+ * be sealed to or changed. */
+static int read_keyring(struct off_req *r, struct seal_keyring *kr,
+			bool check_mac)
+{
+	struct store *st = r->st;
+	struct arena *pool = arena_new(0);
+	const void *blob;
+	size_t len;
+	int got;
+
+	got = st->backend->keyring_get(st, r->local, r->domain, pool, &blob,
+				       &len, &r->error);
+	if (got == 1 && seal_keyring_decode(blob, len, kr) < 0) {
+		log_error("store: %s: the keyring row is corrupt", r->jid);
+		r->error = "corrupt keyring row";
+		got = -1;
+	}
+	if (got == 1 && strcmp(kr->jid, r->jid) != 0) {
+		log_error("store: %s: the keyring row belongs to another "
+			  "account", r->jid);
+		r->error = "keyring row of another account";
+		got = -1;
+	}
+	if (got == 1 && check_mac &&
+	    seal_keyring_mac_check(st->seal_keys, kr) < 0) {
+		log_error("store: %s: the keyring row fails its MAC", r->jid);
+		r->error = "keyring row fails its MAC";
+		got = -1;
+	}
+	arena_free(pool);
+	return got;
+}
+
+static int write_keyring(struct off_req *r, const struct seal_keyring *kr)
+{
+	struct buf b = BUF_INIT;
+	int ret;
+
+	seal_keyring_encode(kr, &b);
+	ret = r->st->backend->keyring_put(r->st, r->local, r->domain, b.data,
+					  b.len, &r->error);
+	buf_free(&b);
+	return ret;
+}
+
+static void log_findings(const char *jid, const struct seal_findings *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		log_warn("store: %s: offline store: seq %llu: %s", jid,
+			 (unsigned long long)f->v[i].seq,
+			 seal_finding_name(f->v[i].kind));
+}
+
+/* Reads the keyring and every record, then walks them. Returns 1 when the
+ * walk ran (r->findings, r->recs filled), 0 without keyring, -1 on error. */
+static int read_and_walk(struct off_req *r, struct seal_keyring *kr,
+			 bool write)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	int got, rc;
+
+	got = read_keyring(r, kr, write);
+	if (got <= 0)
+		return got;
+	if (be->offline_list(st, r->local, r->domain, &r->recs, &r->nrecs,
+			     &r->error) < 0)
+		return -1;
+	rc = seal_verify(st->seal_keys, kr, r->recs, r->nrecs,
+			 anchor_get(st, r->jid), &r->findings);
+	if (rc < 0) {
+		r->error = "verification failed to run";
+		return -1;
+	}
+	if (rc == 1)
+		log_findings(r->jid, &r->findings);
+	else if (anchor_get(st, r->jid) == NULL)
+		anchor_set(st, r->jid, kr); /* first clean sight since start */
+	return 1;
+}
+
+/* ---- deposit ---- */
+
+static void deposit_work(struct off_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	struct seal_record rec;
+	uint64_t seq = 0;
+	int got;
+
+	memset(&rec, 0, sizeof(rec));
+	maybe_rotate(st);
+	if (be->tx_begin(st, true, &r->error) < 0)
+		goto fail;
+	got = read_keyring(r, &kr, true);
+	if (got == 0) {
+		r->result = 2;
+		goto rollback;
+	}
+	if (got < 0)
+		goto fail_rollback;
+	if (!anchor_matches(st, r->jid, &kr)) {
+		log_error("store: %s: the offline store was rolled back to an "
+			  "earlier state; refusing to add to it", r->jid);
+		r->error = "store rolled back";
+		goto fail_rollback;
+	}
+	if ((r->max_count != 0 && kr.live >= r->max_count) ||
+	    (r->max_bytes != 0 &&
+	     kr.live_bytes + r->len + SEAL_TAG_LEN > r->max_bytes)) {
+		r->result = 1;
+		goto rollback;
+	}
+	seq = kr.head_seq + 1;
+	if (seal_record_seal(st->sealer, st->seal_keys, r->jid,
+			     SEAL_STORE_OFFLINE, kr.pk, kr.key_id, seq,
+			     r->stamp, kr.head_chain, r->pt, r->len, &rec) < 0) {
+		r->error = "sealing failed";
+		goto fail_rollback;
+	}
+	if (be->offline_insert(st, r->local, r->domain, &rec, &r->error) < 0 ||
+	    seal_keyring_note_seal(st->seal_keys, &kr, &rec) < 0 ||
+	    write_keyring(r, &kr) < 0 ||
+	    be->tx_commit(st, &r->error) < 0) {
+		if (r->error == NULL)
+			r->error = "keyring update failed";
+		/* Nothing was stored: the seq may be used again, with a
+		 * fresh ephemeral key so no (K, nonce) repeats. */
+		seal_sealer_release(st->sealer, r->jid, SEAL_STORE_OFFLINE, seq);
+		goto fail_rollback;
+	}
+	anchor_set(st, r->jid, &kr);
+	r->seq = seq;
+	r->result = 0;
+	goto out;
+fail_rollback:
+	be->tx_rollback(st);
+fail:
+	r->result = -1;
+	goto out;
+rollback:
+	be->tx_rollback(st);
+out:
+	seal_record_clear(&rec);
+}
+
+/* ---- load and verify ---- */
+
+static void load_work(struct off_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	struct store_offline *o = &r->info;
+	int got;
+
+	if (be->tx_begin(st, false, &r->error) < 0) {
+		r->result = -1;
+		return;
+	}
+	got = read_and_walk(r, &kr, false);
+	be->tx_rollback(st); /* a read transaction: nothing to commit */
+	if (got <= 0) {
+		r->result = got == 0 ? 2 : -1;
+		return;
+	}
+	r->genuine = xcalloc(r->nrecs + 1, sizeof(*r->genuine));
+	for (size_t i = 0; i < r->nrecs; i++) {
+		const struct seal_record *rec = &r->recs[i];
+
+		switch (r->findings.state[i]) {
+		case SEAL_REC_GENUINE:
+			r->genuine[o->ngenuine++] = *rec;
+			break;
+		case SEAL_REC_BAD:
+		case SEAL_REC_WITHHELD:
+			if (rec->wiped)
+				break;
+			o->nwithheld++;
+			if (o->withheld_first == 0 || rec->stamp < o->withheld_first)
+				o->withheld_first = rec->stamp;
+			if (rec->stamp > o->withheld_last)
+				o->withheld_last = rec->stamp;
+			break;
+		case SEAL_REC_WIPED:
+			break;
+		}
+	}
+	o->genuine = r->genuine;
+	o->nfindings = r->findings.n;
+	o->live = kr.live;
+	o->live_bytes = kr.live_bytes;
+	r->result = 0;
+}
+
+static void verify_work(struct off_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	int got;
+
+	if (be->tx_begin(st, false, &r->error) < 0) {
+		r->result = -1;
+		return;
+	}
+	got = read_and_walk(r, &kr, false);
+	be->tx_rollback(st);
+	if (got <= 0)
+		r->result = got == 0 ? 2 : -1;
+	else
+		r->result = r->findings.n > 0 ? 1 : 0;
+}
+
+/* ---- removal ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Index of the only record at seq (recs are sorted by seq), or -1. */
+static long find_seq(const struct seal_record *recs, size_t n, uint64_t seq)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (recs[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && recs[lo].seq == seq ? (long)lo : -1;
+}
+
+/* Once every record up to k is wiped, base moves to k and those rows go
+ * (DESIGN §5 "Removal"). */
+static int compact(struct off_req *r, struct seal_keyring *kr)
+{
+	struct store *st = r->st;
+	uint64_t k = kr->base_seq;
+	const unsigned char *chain = kr->base_chain;
+
+	for (size_t i = 0; i < r->nrecs; i++) {
+		const struct seal_record *rec = &r->recs[i];
+
+		if (rec->seq <= kr->base_seq)
+			continue;
+		if (rec->seq != k + 1 || r->findings.state[i] != SEAL_REC_WIPED ||
+		    (i + 1 < r->nrecs && r->recs[i + 1].seq == rec->seq))
+			break;
+		k = rec->seq;
+		chain = rec->chain;
+	}
+	if (k == kr->base_seq)
+		return 0;
+	if (st->backend->offline_delete(st, r->local, r->domain, k, &r->error) < 0)
+		return -1;
+	return seal_keyring_note_compact(st->seal_keys, kr, k, chain);
+}
+
+static void remove_work(struct off_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	int got;
+
+	if (be->tx_begin(st, true, &r->error) < 0)
+		goto fail;
+	got = read_and_walk(r, &kr, true);
+	if (got <= 0)
+		goto fail_rollback;
+	qsort(r->seqs, r->nseqs, sizeof(*r->seqs), cmp_u64);
+	for (size_t j = 0; j < r->nseqs; j++) {
+		long i = find_seq(r->recs, r->nrecs, r->seqs[j]);
+		struct seal_record *rec;
+
+		/* Only what the walk accepted: a tomb over a tampered
+		 * record would erase the evidence. */
+		if (i < 0 || r->findings.state[i] != SEAL_REC_GENUINE)
+			continue;
+		rec = &r->recs[i];
+		if (seal_record_wipe(st->seal_keys, r->jid, rec) < 0 ||
+		    be->offline_wipe(st, r->local, r->domain, rec->seq, rec->tomb,
+				     &r->error) < 0 ||
+		    seal_keyring_note_wipe(st->seal_keys, &kr, rec->ct_len) < 0)
+			goto fail_rollback;
+		r->findings.state[i] = SEAL_REC_WIPED;
+	}
+	if (compact(r, &kr) < 0 || write_keyring(r, &kr) < 0 ||
+	    be->tx_commit(st, &r->error) < 0)
+		goto fail_rollback;
+	anchor_set(st, r->jid, &kr);
+	r->result = 0;
+	return;
+fail_rollback:
+	be->tx_rollback(st);
+fail:
+	if (r->error == NULL)
+		r->error = "offline removal failed";
+	r->result = -1;
+}
+
+static void purge_work(struct off_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+
+	if (be->tx_begin(st, true, &r->error) < 0)
+		goto fail;
+	if (read_keyring(r, &kr, true) <= 0)
+		goto fail_rollback;
+	/* The chain restarts at the authenticated head: records up to it
+	 * are gone, and anything above it was never ours. */
+	kr.base_seq = kr.head_seq;
+	memcpy(kr.base_chain, kr.head_chain, SEAL_KEY_LEN);
+	kr.live = 0;
+	kr.live_bytes = 0;
+	if (be->offline_delete(st, r->local, r->domain, UINT64_MAX,
+			       &r->error) < 0 ||
+	    seal_keyring_mac_update(st->seal_keys, &kr) < 0 ||
+	    write_keyring(r, &kr) < 0 || be->tx_commit(st, &r->error) < 0)
+		goto fail_rollback;
+	anchor_set(st, r->jid, &kr);
+	r->result = 0;
+	return;
+fail_rollback:
+	be->tx_rollback(st);
+fail:
+	if (r->error == NULL)
+		r->error = "offline purge failed";
+	r->result = -1;
+}
+
+/* ---- requests ---- */
+
+static void off_work(void *arg)
+{
+	struct off_req *r = arg;
+
+	if (r->st->seal_keys == NULL) {
+		r->result = -1;
+		r->error = "the store has no seal keys";
+		return;
+	}
+	switch (r->op) {
+	case OFF_DEPOSIT:
+		deposit_work(r);
+		break;
+	case OFF_LOAD:
+		load_work(r);
+		break;
+	case OFF_REMOVE:
+		remove_work(r);
+		break;
+	case OFF_PURGE:
+		purge_work(r);
+		break;
+	case OFF_VERIFY:
+		verify_work(r);
+		break;
+	}
+	if (r->result < 0)
+		log_warn("store: %s: offline: %s", r->jid,
+			 r->error ? r->error : "error");
+}
+
+static void off_done(void *arg)
+{
+	struct off_req *r = arg;
+
+	switch (r->op) {
+	case OFF_DEPOSIT:
+		if (r->cb.deposit)
+			r->cb.deposit(r->ctx, r->result, r->seq);
+		break;
+	case OFF_LOAD:
+		if (r->cb.load)
+			r->cb.load(r->ctx, r->result,
+				   r->result == 0 ? &r->info : NULL);
+		break;
+	case OFF_REMOVE:
+	case OFF_PURGE:
+		if (r->cb.done)
+			r->cb.done(r->ctx, r->result, r->error);
+		break;
+	case OFF_VERIFY:
+		if (r->cb.verify)
+			r->cb.verify(r->ctx, r->result, r->findings.v,
+				     r->result == 1 ? r->findings.n : 0);
+		break;
+	}
+	for (size_t i = 0; i < r->nrecs; i++)
+		seal_record_clear(&r->recs[i]);
+	free(r->recs);
+	free(r->genuine);
+	seal_findings_free(&r->findings);
+	if (r->pt != NULL)
+		xfree_secret(r->pt, r->len);
+	free(r->seqs);
+	free(r->local);
+	free(r->domain);
+	free(r->jid);
+	free(r);
+}
+
+static struct off_req *req_new(struct store *st, enum off_op op,
+			       const char *local, const char *domain,
+			       void *ctx)
+{
+	struct off_req *r = xcalloc(1, sizeof(*r));
+
+	r->st = st;
+	r->op = op;
+	r->local = xstrdup(local);
+	r->domain = xstrdup(domain);
+	r->jid = xasprintf("%s@%s", local, domain);
+	r->ctx = ctx;
+	return r;
+}
+
+void store_offline_deposit(struct store *st, const char *local,
+			   const char *domain, const void *stanza, size_t len,
+			   int64_t stamp_us, uint64_t max_count,
+			   uint64_t max_bytes, store_deposit_cb *cb, void *ctx)
+{
+	struct off_req *r = req_new(st, OFF_DEPOSIT, local, domain, ctx);
+
+	r->cb.deposit = cb;
+	r->pt = xmalloc(len + 1);
+	memcpy(r->pt, stanza, len);
+	r->len = len;
+	r->stamp = stamp_us;
+	r->max_count = max_count;
+	r->max_bytes = max_bytes;
+	store_submit(st, off_work, off_done, r);
+}
+
+void store_offline_load(struct store *st, const char *local,
+			const char *domain, store_offline_cb *cb, void *ctx)
+{
+	struct off_req *r = req_new(st, OFF_LOAD, local, domain, ctx);
+
+	r->cb.load = cb;
+	store_submit(st, off_work, off_done, r);
+}
+
+void store_offline_remove(struct store *st, const char *local,
+			  const char *domain, const uint64_t *seqs, size_t n,
+			  store_done_cb *cb, void *ctx)
+{
+	struct off_req *r = req_new(st, OFF_REMOVE, local, domain, ctx);
+
+	r->cb.done = cb;
+	r->seqs = xcalloc(n + 1, sizeof(*seqs));
+	if (n > 0)
+		memcpy(r->seqs, seqs, n * sizeof(*seqs));
+	r->nseqs = n;
+	store_submit(st, off_work, off_done, r);
+}
+
+void store_offline_purge(struct store *st, const char *local,
+			 const char *domain, store_done_cb *cb, void *ctx)
+{
+	struct off_req *r = req_new(st, OFF_PURGE, local, domain, ctx);
+
+	r->cb.done = cb;
+	store_submit(st, off_work, off_done, r);
+}
+
+void store_offline_verify(struct store *st, const char *local,
+			  const char *domain, store_verify_cb *cb, void *ctx)
+{
+	struct off_req *r = req_new(st, OFF_VERIFY, local, domain, ctx);
+
+	r->cb.verify = cb;
+	store_submit(st, off_work, off_done, r);
+}
