@@ -223,7 +223,8 @@ int seal_keyring_reset(const struct seal_keys *keys, struct seal_keyring *kr,
 bool seal_keyring_has_key(const struct seal_keyring *kr, uint32_t key_id);
 
 /* Row bookkeeping, each followed by a MAC update; the caller writes the
- * row in the same transaction as the record change.
+ * row in the same transaction as the record change. Only on a row whose
+ * MAC was checked: re-MACing a tampered row would launder it.
  * note_seal: rec->seq must be head_seq + 1 (else -1, kr unchanged); head
  *   becomes (rec->seq, rec->chain); live += 1; live_bytes += rec->ct_len.
  * note_wipe: a live record of ct_len bytes was wiped; -1 on underflow.
@@ -261,7 +262,9 @@ const char *seal_store_label(enum seal_store store);
 /* One stored stanza. ct is owned by the struct when it came from
  * seal_record_seal (seal_record_clear frees it); the store may point ct
  * at its own memory for records it only verifies or opens, as long as it
- * never calls clear or wipe on them. */
+ * never calls clear or wipe on them. For a wiped record only seq, chain,
+ * wiped and tomb matter (the store may keep stamp for notices; nothing
+ * authenticates it any more). */
 struct seal_record {
 	uint64_t seq;
 	int64_t stamp;          /* µs since the epoch */
@@ -315,7 +318,9 @@ int seal_record_seal(struct seal_sealer *s, const struct seal_keys *keys,
 		     const void *plaintext, size_t len,
 		     struct seal_record *out);
 
-/* Opens a live record with the private key named by rec->key_id. On
+/* Opens a live record with the private key named by rec->key_id (K is
+ * cached in `u` per key id, store and epk, so a delivery costs no X25519
+ * after the first record of a process key). On
  * success *pt_r is xmalloc'd (free with xfree_secret(*pt_r, *len_r)), with
  * a NUL byte after the *len_r bytes. -1 on any failure: unknown key id,
  * wrong JID or store, any bit changed in key_id, seq, stamp, epk, nonce or

@@ -219,6 +219,17 @@ static void check_live(struct walk *w, const struct seal_record *rec,
 		w->err = 1;
 		return;
 	}
+	/* The usual case, one authentic predecessor: no fork of the MAC. */
+	if (prev->nauth == 1) {
+		seal_mac_raw(&prefix, prev->auth[0], SEAL_KEY_LEN);
+		if (seal_mac_end(&prefix, c->x) != 0) {
+			w->err = 1;
+			return;
+		}
+		c->have_x = true;
+		c->ok = CRYPTO_memcmp(c->x, rec->chain, SEAL_KEY_LEN) == 0;
+		return;
+	}
 	for (size_t k = 0; k < prev->nauth && !c->ok; k++) {
 		c->ok = try_link(w, &prefix, prev->auth[k], rec->chain, got);
 		if (k == 0) {
@@ -276,7 +287,7 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 {
 	struct seal_anchor row, a;
 	struct walk w;
-	struct prev *prev, *cur;
+	struct prev *pair, *prev, *cur;
 	struct check *checks;
 	uint64_t next, covered = 0, genuine = 0, genuine_bytes = 0;
 	size_t pos = 0, in_lo, in_hi, head_idx = SIZE_MAX;
@@ -314,8 +325,9 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 		w.ents[i] = (struct ent){ recs[i].seq, i };
 	qsort(w.ents, nrecs, sizeof(*w.ents), ent_cmp);
 	checks = xcalloc(nrecs ? nrecs : 1, sizeof(*checks));
-	prev = xcalloc(2, sizeof(*prev));
-	cur = prev + 1;
+	pair = xcalloc(2, sizeof(*pair));
+	prev = pair;
+	cur = pair + 1;
 
 	/* At or below base: compaction deleted those rows in the same
 	 * transaction that moved base, so any left is planted. */
@@ -474,8 +486,7 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 		memcpy(out->compact_chain, a.base_chain, SEAL_KEY_LEN);
 	}
 
-	OPENSSL_cleanse(prev, 2 * sizeof(*prev));
-	free(prev < cur ? prev : cur);
+	free(pair);
 	free(checks);
 	free(w.ents);
 	if (w.err) {
