@@ -137,8 +137,11 @@ static void on_user(void *ctx, int result, const struct store_user *user)
 	ctl->keyring = NULL;
 	if (result == 1 && user->keyring != NULL) {
 		ctl->keyring = xmalloc(sizeof(*ctl->keyring));
-		if (seal_keyring_decode(user->keyring, user->keyring_len,
-					ctl->keyring) != 0) {
+		char *jid = xasprintf("%s@%s", user->local, user->domain);
+		int r = seal_keyring_decode(user->keyring, user->keyring_len,
+					    jid, ctl->keyring);
+		free(jid);
+		if (r != 0) {
 			free(ctl->keyring);
 			ctl->keyring = NULL;
 		}

@@ -240,17 +240,19 @@ int seal_keyring_note_compact(const struct seal_keys *keys,
 			      const unsigned char chain[SEAL_KEY_LEN]);
 
 /* Versioned binary form for the store (appended to `out`):
- *   "RKR" u8 version(1) || lp(JID) || pk || u32 key_id ||
+ *   "RKR" u8 version(1) || pk || u32 key_id ||
  *   u8 flags (bit h: wrap[h] present) || each present wrap (60 bytes) ||
  *   u32 nretired || u32 ids.. || (nretired > 0: each present retired
  *   wrap, 28 + 32 n bytes) || u64 base_seq || base_chain || u64 head_seq ||
  *   head_chain || u64 live || u64 live_bytes || mac
  * decode is strict: exact length, known version and flags, at least one
- * wrap, JID 1..SEAL_JID_MAX bytes without NUL, nretired <=
- * SEAL_MAX_RETIRED. Hostile input returns -1, never crashes. decode does
- * not check the MAC. */
+ * wrap, nretired <= SEAL_MAX_RETIRED. Hostile input returns -1, never
+ * crashes. The JID is not in the blob (no other account name should sit
+ * in a user's row): decode takes the canonical bare JID of the row's
+ * owner (1..SEAL_JID_MAX bytes) and the MAC, which covers it, rejects a
+ * row moved from another user. decode does not check the MAC. */
 void seal_keyring_encode(const struct seal_keyring *kr, struct buf *out);
-int seal_keyring_decode(const void *data, size_t len,
+int seal_keyring_decode(const void *data, size_t len, const char *jid,
 			struct seal_keyring *out);
 
 /* ---- records ---- */

@@ -17,7 +17,9 @@ void seal_keyring_encode(const struct seal_keyring *kr, struct buf *out)
 
 	buf_append(out, magic, sizeof(magic));
 	buf_append(out, &v, 1);
-	seal_put_lp(out, kr->jid, strnlen(kr->jid, SEAL_JID_MAX));
+	/* No JID: the row's key names the user, and the MAC binds the JID,
+	 * so a row moved to another user fails. Keeping it out means no
+	 * account name other than the row owner's sits in the row. */
 	buf_append(out, kr->pk, SEAL_KEY_LEN);
 	seal_put_u32(out, kr->key_id);
 	for (int h = 0; h < SEAL_NHASH; h++)
@@ -91,7 +93,7 @@ static int take_u64(struct reader *r, uint64_t *v)
 	return 0;
 }
 
-static int decode(struct reader *r, struct seal_keyring *kr)
+static int decode(struct reader *r, const char *jid, struct seal_keyring *kr)
 {
 	const unsigned char *p;
 	uint32_t jlen, n;
@@ -101,10 +103,10 @@ static int decode(struct reader *r, struct seal_keyring *kr)
 	    memcmp(p, magic, sizeof(magic)) != 0 || p[3] != SEAL_KEYRING_VERSION)
 		return -1;
 	kr->version = p[3];
-	if (take_u32(r, &jlen) != 0 || jlen == 0 || jlen > SEAL_JID_MAX ||
-	    (p = take(r, jlen)) == NULL || memchr(p, '\0', jlen) != NULL)
+	jlen = jid != NULL ? (uint32_t)strnlen(jid, SEAL_JID_MAX + 1) : 0;
+	if (jlen == 0 || jlen > SEAL_JID_MAX)
 		return -1;
-	memcpy(kr->jid, p, jlen);
+	memcpy(kr->jid, jid, jlen);
 	kr->jid[jlen] = '\0';
 	if (take_copy(r, kr->pk, SEAL_KEY_LEN) != 0 ||
 	    take_u32(r, &kr->key_id) != 0 || take_copy(r, &flags, 1) != 0)
@@ -143,12 +145,13 @@ static int decode(struct reader *r, struct seal_keyring *kr)
 	return 0;
 }
 
-int seal_keyring_decode(const void *data, size_t len, struct seal_keyring *out)
+int seal_keyring_decode(const void *data, size_t len, const char *jid,
+			struct seal_keyring *out)
 {
 	struct reader r = { data, len };
 
 	memset(out, 0, sizeof(*out));
-	if (data == NULL || decode(&r, out) != 0) {
+	if (data == NULL || decode(&r, jid, out) != 0) {
 		memset(out, 0, sizeof(*out));
 		return -1;
 	}

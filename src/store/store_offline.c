@@ -189,15 +189,9 @@ static int read_keyring(struct off_req *r, struct seal_keyring *kr,
 
 	got = st->backend->keyring_get(st, r->local, r->domain, pool, &blob,
 				       &len, &r->error);
-	if (got == 1 && seal_keyring_decode(blob, len, kr) < 0) {
+	if (got == 1 && seal_keyring_decode(blob, len, r->jid, kr) < 0) {
 		log_error("store: %s: the keyring row is corrupt", r->jid);
 		r->error = "corrupt keyring row";
-		got = -1;
-	}
-	if (got == 1 && strcmp(kr->jid, r->jid) != 0) {
-		log_error("store: %s: the keyring row belongs to another "
-			  "account", r->jid);
-		r->error = "keyring row of another account";
 		got = -1;
 	}
 	if (got == 1 && check_mac &&

@@ -225,10 +225,16 @@ static void succeed(struct c2s *c, const void *data, size_t len)
 
 static void keep_keyring(struct c2s_sasl *s, const struct store_user *u)
 {
+	char *jid;
+	int r;
+
 	if (u->keyring == NULL)
 		return;
 	s->keyring = xmalloc(sizeof(*s->keyring));
-	if (seal_keyring_decode(u->keyring, u->keyring_len, s->keyring) != 0) {
+	jid = xasprintf("%s@%s", u->local, u->domain);
+	r = seal_keyring_decode(u->keyring, u->keyring_len, jid, s->keyring);
+	free(jid);
+	if (r != 0) {
 		free(s->keyring);
 		s->keyring = NULL;
 	}

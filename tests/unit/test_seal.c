@@ -871,7 +871,7 @@ static void test_keyring_codec(void **state)
 	assert_int_equal(seal_keyring_rekey(&K, &t.kr, t.u, t.ck1, t.ck256, &u), 0);
 	seal_unlocked_free(u);
 	seal_keyring_encode(&t.kr, &b);
-	assert_int_equal(seal_keyring_decode(b.data, b.len, &kr), 0);
+	assert_int_equal(seal_keyring_decode(b.data, b.len, JID, &kr), 0);
 	seal_keyring_encode(&kr, &b2);
 	assert_int_equal(b.len, b2.len);
 	assert_memory_equal(b.data, b2.data, b.len);
@@ -884,30 +884,35 @@ static void test_keyring_codec(void **state)
 
 	/* Every truncation and one extra byte are refused. */
 	for (size_t n = 0; n < b.len; n++)
-		assert_int_equal(seal_keyring_decode(b.data, n, &kr), -1);
+		assert_int_equal(seal_keyring_decode(b.data, n, JID, &kr), -1);
 	buf_append(&b2, "", 1);
-	assert_int_equal(seal_keyring_decode(b2.data, b2.len, &kr), -1);
+	assert_int_equal(seal_keyring_decode(b2.data, b2.len, JID, &kr), -1);
 	/* Every single-byte change is refused by decode or by the MAC. */
 	for (size_t i = 0; i < b.len; i++) {
 		b.data[i] ^= 0x41;
-		if (seal_keyring_decode(b.data, b.len, &kr) == 0 &&
+		if (seal_keyring_decode(b.data, b.len, JID, &kr) == 0 &&
 		    seal_keyring_mac_check(&K, &kr) == 0)
 			fail_msg("byte %zu changed, still accepted", i);
 		b.data[i] ^= 0x41;
 	}
 	/* Hostile lengths. */
 	memcpy(b2.data, b.data, b.len);
-	b2.data[4] = 0x7f; /* JID length ~2 GB */
-	assert_int_equal(seal_keyring_decode(b2.data, b.len, &kr), -1);
+	/* nretired, after magic, version, pk, key id, flags and two wraps */
+	b2.data[4 + 32 + 4 + 1 + 2 * SEAL_WRAP_LEN] = 0x7f;
+	assert_int_equal(seal_keyring_decode(b2.data, b.len, JID, &kr), -1);
 	/* Garbage, including garbage that starts right. */
 	for (int i = 0; i < 2000; i++) {
 		size_t n = (size_t)(rand() % (int)sizeof(junk));
 		assert_int_equal(RAND_bytes(junk, (int)sizeof(junk)), 1);
 		if (i % 2)
 			memcpy(junk, "RKR\x01", 4);
-		(void)seal_keyring_decode(junk, n, &kr);
+		(void)seal_keyring_decode(junk, n, JID, &kr);
 	}
-	assert_int_equal(seal_keyring_decode(NULL, 0, &kr), -1);
+	assert_int_equal(seal_keyring_decode(NULL, 0, JID, &kr), -1);
+	/* The blob holds no JID; the MAC binds it. */
+	assert_null(memmem(b.data, b.len, JID, strlen(JID)));
+	assert_int_equal(seal_keyring_decode(b.data, b.len, "mallory@example.org", &kr), 0);
+	assert_int_equal(seal_keyring_mac_check(&K, &kr), -1);
 	buf_free(&b);
 	buf_free(&b2);
 	ts_free(&t);
