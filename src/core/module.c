@@ -5,6 +5,7 @@
 
 #include "core/jid.h"
 #include "core/router.h"
+#include "core/session.h"
 #include "core/stanza.h"
 #include "mod/modules.h"
 #include "server.h"
@@ -203,4 +204,54 @@ bool modules_disco_node(const struct iq_request *req, const char *node,
 		    m->list[i]->disco_node(req, node, items))
 			return true;
 	return false;
+}
+
+void modules_message_sent(struct session *s, struct xml_node *msg)
+{
+	const struct modules *m = s->srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->message_sent != NULL)
+			m->list[i]->message_sent(s, msg);
+}
+
+void modules_message_routed(struct server *srv, const struct xml_node *msg,
+			    struct session *const *to, size_t n)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->message_routed != NULL)
+			m->list[i]->message_routed(srv, msg, to, n);
+}
+
+bool modules_session_filter(struct session *s, const struct xml_node *stanza)
+{
+	const struct modules *m = s->srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->session_filter != NULL &&
+		    m->list[i]->session_filter(s, stanza))
+			return true;
+	return false;
+}
+
+bool modules_stream_element(struct session *s, struct xml_node *el)
+{
+	const struct modules *m = s->srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->stream_element != NULL &&
+		    m->list[i]->stream_element(s, el))
+			return true;
+	return false;
+}
+
+void modules_stream_features(struct server *srv, struct buf *out)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->stream_features != NULL)
+			m->list[i]->stream_features(srv, out);
 }

@@ -70,6 +70,23 @@ struct module {
 	 * target; return true if this module owns the node (and answered). */
 	bool (*disco_node)(const struct iq_request *req, const char *node,
 			   bool items);
+	/* A message a local session sent ('from' stamped, 'to' set), before
+	 * it is routed (XEP-0280 sent copies, XEP-0313 archiving). */
+	void (*message_sent)(struct session *s, struct xml_node *msg);
+	/* A message for a local account was delivered to these sessions
+	 * (n may be 0 when it went to storage instead). Once per message,
+	 * not per resource (XEP-0280 received copies, XEP-0313). */
+	void (*message_routed)(struct server *srv, const struct xml_node *msg,
+			       struct session *const *to, size_t n);
+	/* A stanza is about to be written to the session. Return true to take
+	 * it over (XEP-0352 holds it while the client is inactive); the
+	 * module then owns a copy it made, `stanza` stays the caller's. */
+	bool (*session_filter)(struct session *s, const struct xml_node *stanza);
+	/* A top-level element that is not a stanza, on a bound session
+	 * (nonzas: XEP-0352 <active/>). Return true if handled. */
+	bool (*stream_element)(struct session *s, struct xml_node *el);
+	/* Appends stream features for an authenticated stream. */
+	void (*stream_features)(struct server *srv, struct buf *out);
 };
 
 /* Per-module context slots in sessions and accounts (like nginx's module
@@ -87,6 +104,12 @@ void modules_session_end(struct server *srv, struct session *s);
 void modules_account_free(struct server *srv, struct account *a);
 bool modules_disco_node(const struct iq_request *req, const char *node,
 			bool items);
+void modules_message_sent(struct session *s, struct xml_node *msg);
+void modules_message_routed(struct server *srv, const struct xml_node *msg,
+			    struct session *const *to, size_t n);
+bool modules_session_filter(struct session *s, const struct xml_node *stanza);
+bool modules_stream_element(struct session *s, struct xml_node *el);
+void modules_stream_features(struct server *srv, struct buf *out);
 
 struct modules;
 

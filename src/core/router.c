@@ -42,10 +42,17 @@ void router_bounce(struct server *srv, const struct xml_node *stanza,
 		router_route(srv, err);
 }
 
-/* Deliver to one local session, or drop if it detached meanwhile. */
+/* Sessions one message reaches at most, as reported to modules: more
+ * than this many resources of one account at one priority is not a real
+ * case, and the hook must not allocate on the routing path. */
+#define ROUTED_MAX 64
+
+/* Deliver to one local session. */
 static void deliver(struct session *s, struct xml_node *st)
 {
 	session_send(s, st);
+	if (stanza_kind(st) == STANZA_MESSAGE)
+		modules_message_routed(s->srv, st, &s, 1);
 	xml_free(st);
 }
 
@@ -58,6 +65,7 @@ static void deliver_message_bare(struct server *srv, struct xml_node *st,
 {
 	const char *type = message_type(st);
 	bool headline = strcmp(type, "headline") == 0;
+	struct session *routed[ROUTED_MAX];
 	int best = -1;
 	unsigned n = 0;
 
@@ -75,8 +83,11 @@ static void deliver_message_bare(struct server *srv, struct xml_node *st,
 			if (s->available && s->priority >= 0 &&
 			    (headline || s->priority == best)) {
 				session_send(s, st);
+				if (n < ROUTED_MAX)
+					routed[n] = s;
 				n++;
 			}
+	modules_message_routed(srv, st, routed, n < ROUTED_MAX ? n : ROUTED_MAX);
 	if (n == 0 && !headline && !stanza_is_error(st)) {
 		/* No available resource: a module may store it (XEP-0160);
 		 * otherwise the sender learns it did not arrive (RFC 6121

@@ -110,6 +110,13 @@ struct session *session_find(struct server *srv, const char *full_jid)
 
 void session_send(struct session *s, const struct xml_node *stanza)
 {
+	if (modules_session_filter(s, stanza))
+		return;
+	session_send_now(s, stanza);
+}
+
+void session_send_now(struct session *s, const struct xml_node *stanza)
+{
 	if (s->stream != NULL)
 		c2s_send(s->stream, stanza);
 }

@@ -48,8 +48,11 @@ void session_when_drained(struct session *s, void (*fn)(void *ctx), void *ctx);
 
 struct session *session_find(struct server *srv, const char *full_jid);
 
-/* Serializes `stanza` onto the session's stream (if attached). The stanza
- * stays owned by the caller. */
+/* Serializes `stanza` onto the session's stream (if attached), unless a
+ * module's session_filter takes it over (XEP-0352). The stanza stays
+ * owned by the caller. */
 void session_send(struct session *s, const struct xml_node *stanza);
+/* Same, past the filters: for the module that held the stanza back. */
+void session_send_now(struct session *s, const struct xml_node *stanza);
 
 #endif

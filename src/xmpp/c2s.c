@@ -12,6 +12,7 @@
 #include "config.h"
 #include "core/account.h"
 #include "core/jid.h"
+#include "core/module.h"
 #include "core/presence.h"
 #include "core/router.h"
 #include "core/session.h"
@@ -257,6 +258,7 @@ static void send_features(struct c2s *c)
 		buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
 				   "<session xmlns='" NS_SESSION "'><optional/></session>"
 				   "<ver xmlns='" NS_ROSTERVER "'/>");
+		modules_stream_features(c->srv, &b);
 	}
 	buf_append_str(&b, "</stream:features>");
 	c2s_send_raw(c, b.data, b.len);
@@ -581,7 +583,8 @@ static void handle_session_stanza(struct c2s *c, struct xml_node *st)
 	enum stanza_kind kind = stanza_kind(st);
 
 	if (kind == STANZA_OTHER) {
-		c2s_stream_error(c, "unsupported-stanza-type", NULL);
+		if (!modules_stream_element(c->session, st))
+			c2s_stream_error(c, "unsupported-stanza-type", NULL);
 		xml_free(st);
 		return;
 	}
@@ -612,6 +615,8 @@ static void handle_session_stanza(struct c2s *c, struct xml_node *st)
 	/* RFC 6120 §8.1.1.1: no 'to' means the user's own account. */
 	if (xml_attr(st, "to") == NULL)
 		xml_set_attr(st, "to", c->session->account->bare);
+	if (kind == STANZA_MESSAGE)
+		modules_message_sent(c->session, st);
 	router_route(c->srv, st);
 }
 
