@@ -27,6 +27,7 @@
 #include "util/workq.h"
 #include "util/xalloc.h"
 #include "xmpp/c2s.h"
+#include "xmpp/c2s_sm.h"
 
 #define DEFAULT_CONFIG "/etc/roost/roost.conf"
 
@@ -236,6 +237,7 @@ out:
 		event_free(srv.sig_int);
 	if (srv.shutdown_timer)
 		event_free(srv.shutdown_timer);
+	sm_server_free(&srv);
 	hashmap_free(srv.sessions);
 	hashmap_free(srv.accounts);
 	event_base_free(srv.base);

@@ -37,6 +37,7 @@ struct server {
 
 	struct hashmap *sessions;  /* full JID -> struct session (bound) */
 	struct hashmap *accounts;  /* bare JID -> struct account (loaded) */
+	struct hashmap *sm_ids;    /* XEP-0198 SM-ID -> resumable struct session */
 
 	char *version_name;        /* for XEP-0092 */
 	bool shutting_down;

@@ -14,6 +14,7 @@
 #include "util/xalloc.h"
 #include "xml/xml.h"
 #include "xmpp/c2s.h"
+#include "xmpp/c2s_sm.h"
 
 static char *generate_resource(void)
 {
@@ -93,6 +94,8 @@ void session_end(struct session *s)
 		}
 	if (s->stream != NULL)
 		s->stream->session = NULL;
+	/* Out of the table now: unacknowledged messages route elsewhere. */
+	sm_session_end(s);
 	if (s->presence != NULL)
 		xml_free(s->presence);
 	if (s->directed != NULL)
@@ -115,14 +118,29 @@ void session_send(struct session *s, const struct xml_node *stanza)
 	session_send_now(s, stanza);
 }
 
+static void deliver(struct session *s, const struct xml_node *stanza,
+		    bool stored)
+{
+	/* With stream management every stanza is queued until acked; a
+	 * detached session only queues. */
+	if (!sm_stanza_out(s, stanza, stored) && s->stream != NULL)
+		c2s_send_unqueued(s->stream, stanza);
+}
+
 void session_send_now(struct session *s, const struct xml_node *stanza)
 {
-	if (s->stream != NULL)
-		c2s_send(s->stream, stanza);
+	deliver(s, stanza, false);
+}
+
+void session_send_stored(struct session *s, const struct xml_node *stanza)
+{
+	deliver(s, stanza, true);
 }
 
 void session_when_drained(struct session *s, void (*fn)(void *ctx), void *ctx)
 {
+	if (sm_when_acked(s, fn, ctx))
+		return;
 	if (s->stream != NULL)
 		c2s_when_drained(s->stream, fn, ctx);
 }

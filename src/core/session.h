@@ -11,6 +11,7 @@
 #include "core/module.h"
 
 struct account;
+struct sm;
 struct c2s;
 struct server;
 struct xml_node;
@@ -28,6 +29,7 @@ struct session {
 	struct xml_node *presence; /* last broadcast available presence, or NULL */
 	struct hashmap *directed;  /* full/bare JIDs we sent directed presence to */
 	struct session *next_in_account;
+	struct sm *sm;             /* XEP-0198 state, NULL when not enabled */
 	void *mod_ctx[MODULES_MAX];  /* see module.h */
 };
 
@@ -41,9 +43,11 @@ struct session *session_bind(struct server *srv, struct c2s *stream,
  * it leaves the tables and is freed. Safe to call once per session. */
 void session_end(struct session *s);
 
-/* Calls fn(ctx) once what was sent to the session so far is written to
- * its socket (see c2s_when_drained). Not called if the session ends
- * first: use the session_end hook to clean up. */
+/* Calls fn(ctx) once what was sent to the session so far is certainly
+ * delivered: acknowledged by the client with stream management
+ * (XEP-0198), else written to its socket (see c2s_when_drained). Not
+ * called if the session ends first: use the session_end hook to clean
+ * up. */
 void session_when_drained(struct session *s, void (*fn)(void *ctx), void *ctx);
 
 struct session *session_find(struct server *srv, const char *full_jid);
@@ -54,5 +58,9 @@ struct session *session_find(struct server *srv, const char *full_jid);
 void session_send(struct session *s, const struct xml_node *stanza);
 /* Same, past the filters: for the module that held the stanza back. */
 void session_send_now(struct session *s, const struct xml_node *stanza);
+/* For a stanza whose record stays in the offline store until the client
+ * has it for certain: if the session ends unacknowledged it is not
+ * rerouted (the store still has it). Past the filters too. */
+void session_send_stored(struct session *s, const struct xml_node *stanza);
 
 #endif

@@ -28,6 +28,7 @@
 #include "xml/xml_parser.h"
 #include "xml/xml_writer.h"
 #include "xmpp/c2s_sasl.h"
+#include "xmpp/c2s_sm.h"
 #include "xmpp/stream_error.h"
 
 #define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
@@ -104,8 +105,12 @@ static void c2s_finish(struct c2s *c, const char *why)
 	if (c->session != NULL) {
 		struct session *s = c->session;
 		c->session = NULL;
-		s->stream = NULL;
-		session_end(s);
+		/* A connection that died without </stream:stream> leaves a
+		 * resumable session waiting (XEP-0198 §5). */
+		if (c->clean_close || !sm_detach(s)) {
+			s->stream = NULL;
+			session_end(s);
+		}
 	}
 	if (c->account != NULL) {
 		account_unref(c->account);
@@ -179,6 +184,13 @@ void c2s_send_raw(struct c2s *c, const char *xml, size_t len)
 
 void c2s_send(struct c2s *c, const struct xml_node *stanza)
 {
+	if (c->session != NULL)
+		sm_stanza_out(c->session, stanza, false);
+	c2s_send_unqueued(c, stanza);
+}
+
+void c2s_send_unqueued(struct c2s *c, const struct xml_node *stanza)
+{
 	struct buf b = BUF_INIT;
 
 	xml_serialize(&b, stanza, XML_NS_CLIENT);
@@ -218,6 +230,7 @@ void c2s_stream_error(struct c2s *c, const char *condition, const char *text)
 
 	if (c->state == C2S_CLOSED || c->state == C2S_CLOSING)
 		return;
+	c->clean_close = true;
 	/* RFC 6120 §4.9.1.1: an error before our header still needs one. */
 	if (!c->header_sent)
 		send_header(c);
@@ -235,6 +248,7 @@ void c2s_close(struct c2s *c, const char *why)
 	if (c->state == C2S_CLOSED || c->state == C2S_CLOSING)
 		return;
 	log_msg(LOG_INFO, c->log_ctx, "closing: %s", why);
+	c->clean_close = true;
 	if (!c->header_sent)
 		send_header(c);
 	c2s_send_raw(c, "</stream:stream>", 16);
@@ -258,6 +272,7 @@ static void send_features(struct c2s *c)
 		buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
 				   "<session xmlns='" NS_SESSION "'><optional/></session>"
 				   "<ver xmlns='" NS_ROSTERVER "'/>");
+		sm_features(c, &b);
 		modules_stream_features(c->srv, &b);
 	}
 	buf_append_str(&b, "</stream:features>");
@@ -460,6 +475,18 @@ out:
 	free(br);
 }
 
+void c2s_attach_session(struct c2s *c, struct session *s)
+{
+	c->session = s;
+	s->stream = c;
+	if (c->account == NULL) {
+		c->account = s->account;
+		account_ref(c->account);
+	}
+	c2s_update_log_ctx(c);
+	c2s_enter(c, C2S_SESSION);
+}
+
 static void handle_bind(struct c2s *c, struct xml_node *iq)
 {
 	struct xml_node *bind = xml_child(iq, "bind", NS_BIND);
@@ -497,6 +524,8 @@ static void handle_bind(struct c2s *c, struct xml_node *iq)
 
 static void handle_pre_bind(struct c2s *c, struct xml_node *el)
 {
+	if (sm_element(c, el))
+		return;
 	if (stanza_kind(el) == STANZA_IQ && xml_child(el, "bind", NS_BIND)) {
 		handle_bind(c, el);
 		return;
@@ -583,11 +612,13 @@ static void handle_session_stanza(struct c2s *c, struct xml_node *st)
 	enum stanza_kind kind = stanza_kind(st);
 
 	if (kind == STANZA_OTHER) {
-		if (!modules_stream_element(c->session, st))
+		if (!sm_element(c, st) && !modules_stream_element(c->session, st))
 			c2s_stream_error(c, "unsupported-stanza-type", NULL);
 		xml_free(st);
 		return;
 	}
+	/* XEP-0198 'h': the stanza is handled by the time this returns. */
+	sm_stanza_in(c->session);
 	if (check_stanza(c, st, kind) != 0) {
 		xml_free(st);
 		return;

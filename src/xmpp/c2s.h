@@ -42,6 +42,7 @@ struct c2s {
 	bool tls;
 	bool header_sent;      /* our stream header is out */
 	bool restart_pending;  /* the parser was reset mid-feed */
+	bool clean_close;      /* the stream is ending by the protocol, not a dropped connection */
 	char *domain;          /* the stream's 'to', prepared */
 	char *stream_id;
 
@@ -70,8 +71,13 @@ void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,
  * (one waiter per stream: a second call replaces the first). */
 void c2s_when_drained(struct c2s *c, void (*fn)(void *ctx), void *ctx);
 
-/* Serializes a stanza onto the stream. */
+/* Serializes a stanza onto the stream (queued for stream management when
+ * the stream has a session with it on). */
 void c2s_send(struct c2s *c, const struct xml_node *stanza);
+/* Serializes without the stream-management queue (the caller queued it). */
+void c2s_send_unqueued(struct c2s *c, const struct xml_node *stanza);
+/* Binds a resumed session to this stream (XEP-0198). */
+void c2s_attach_session(struct c2s *c, struct session *s);
 /* Sends raw, already serialized XML. */
 void c2s_send_raw(struct c2s *c, const char *xml, size_t len);
 
