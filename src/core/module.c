@@ -255,3 +255,13 @@ void modules_stream_features(struct server *srv, struct buf *out)
 		if (m->list[i]->stream_features != NULL)
 			m->list[i]->stream_features(srv, out);
 }
+
+void modules_message_inbound(struct server *srv, struct xml_node *msg,
+			     const struct jid *to)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->message_inbound != NULL)
+			m->list[i]->message_inbound(srv, msg, to);
+}

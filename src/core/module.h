@@ -70,6 +70,10 @@ struct module {
 	 * target; return true if this module owns the node (and answered). */
 	bool (*disco_node)(const struct iq_request *req, const char *node,
 			   bool items);
+	/* A message for a local account is about to be delivered or stored:
+	 * modules may add to it (XEP-0359 <stanza-id/>), once per message. */
+	void (*message_inbound)(struct server *srv, struct xml_node *msg,
+				const struct jid *to);
 	/* A message a local session sent ('from' stamped, 'to' set), before
 	 * it is routed (XEP-0280 sent copies, XEP-0313 archiving). */
 	void (*message_sent)(struct session *s, struct xml_node *msg);
@@ -104,6 +108,8 @@ void modules_session_end(struct server *srv, struct session *s);
 void modules_account_free(struct server *srv, struct account *a);
 bool modules_disco_node(const struct iq_request *req, const char *node,
 			bool items);
+void modules_message_inbound(struct server *srv, struct xml_node *msg,
+			     const struct jid *to);
 void modules_message_sent(struct session *s, struct xml_node *msg);
 void modules_message_routed(struct server *srv, const struct xml_node *msg,
 			    struct session *const *to, size_t n);

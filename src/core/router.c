@@ -74,6 +74,8 @@ static void deliver_message_bare(struct server *srv, struct xml_node *st,
 		xml_free(st);
 		return;
 	}
+	if (!stanza_is_error(st))
+		modules_message_inbound(srv, st, to);
 	if (a != NULL)
 		account_foreach_session(a, s)
 			if (s->available && s->priority >= 0 && s->priority > best)
@@ -184,6 +186,8 @@ static void route_to_full(struct server *srv, struct xml_node *st,
 		return;
 	}
 	if (s != NULL) {
+		if (kind == STANZA_MESSAGE && !stanza_is_error(st))
+			modules_message_inbound(srv, st, to);
 		deliver(s, st);
 		return;
 	}
