@@ -25,6 +25,11 @@ if [ ! -f "$dir/roost.conf" ]; then
 [server]
 data_dir = $dir/data
 log_level = info
+# A development set-up runs as whoever set it up. roostd refuses to keep
+# running as root unless allow_root is true: never set it in production
+# (see etc/roost.conf.example and etc/roostd.service).
+user = $(id -un)
+allow_root = true
 
 [c2s]
 listen = 127.0.0.1:5222
@@ -34,5 +39,9 @@ tls_listen = 127.0.0.1:5223
 certificate = $dir/data/certs/localhost.crt
 key = $dir/data/certs/localhost.key
 CONF
+fi
+# Set-ups made before roostd refused root (issue 6) lack the keys above.
+if ! grep -q '^allow_root' "$dir/roost.conf"; then
+	sed -i "s|^\[server\]\$|[server]\nuser = $(id -un)\nallow_root = true|" "$dir/roost.conf"
 fi
 echo "$dir/roost.conf"

@@ -67,6 +67,7 @@ struct config_entry {
 
 static int check_log_level(const char *value, const char **why_r);
 static int check_offline_mode(const char *value, const char **why_r);
+static int check_mam_default(const char *value, const char **why_r);
 
 #define OFF(f) offsetof(struct config, f)
 #define VOFF(f) offsetof(struct config_vhost, f)
@@ -102,6 +103,8 @@ static const struct config_entry entries[] = {
 	E_DERIVED("server", seal_key_file, "{data_dir}/seal.key"),
 	E_UINT("server", workers, 1, 64, "2"),
 	E_UINT("server", shutdown_timeout, 0, 3600, "5"),
+	E_STRING("server", user, "roost", NULL),
+	E_BOOL("server", allow_root, "false"),
 
 	E_LISTEN("c2s", listen, "127.0.0.1:5222"),
 	E_LISTEN("c2s", tls_listen, "127.0.0.1:5223"),
@@ -120,12 +123,30 @@ static const struct config_entry entries[] = {
 	E_SIZE("limits", max_outq, 64 * KIB, 1024 * MIB, "1 MiB"),
 	E_UINT("limits", auth_failure_delay_ms, 0, 60000, "250"),
 	E_UINT("limits", auth_failure_max_delay_ms, 0, 600000, "8000"),
+	E_UINT("limits", auth_max_failures, 0, 1000000, "10"),
+	E_UINT("limits", auth_failure_window, 1, 86400, "600"),
+	E_SIZE("limits", read_rate, 0, 1024 * MIB, "64 KiB"),
+	E_SIZE("limits", read_burst, 1 * KIB, 1024 * MIB, "256 KiB"),
+	E_UINT("limits", max_connections_per_ip, 0, 10000000, "100"),
+	E_UINT("limits", connection_rate, 0, 1000000, "5"),
+	E_UINT("limits", connection_burst, 1, 1000000, "20"),
+	E_UINT("limits", max_sessions_per_account, 1, 100000, "10"),
 
 	E_STRING("offline", mode, "sealed", check_offline_mode),
 	E_UINT("offline", max_messages, 0, 10000000, "1000"),
 	E_SIZE("offline", max_bytes, 0, 1024 * MIB, "10 MiB"),
 	E_UINT("offline", expiry, 0, 315360000, "7776000"),
 	E_UINT("offline", batch, 1, 10000, "50"),
+
+	/* [mam]: the keys are not C names ("default"), so spelled out. */
+	{ .section = "mam", .key = "enabled", .type = CT_BOOL, .def = "true",
+	  .offset = OFF(mam_enabled) },
+	{ .section = "mam", .key = "default", .type = CT_STRING,
+	  .def = "roster", .offset = OFF(mam_default),
+	  .check = check_mam_default },
+	{ .section = "mam", .key = "retention_days", .type = CT_UINT,
+	  .min = 0, .max = 36500, .def = "365",
+	  .offset = OFF(mam_retention_days) },
 };
 
 static const struct config_entry host_entries[] = {
@@ -167,6 +188,7 @@ struct parse {
 
 	char *error; /* the first error only: later ones may be its echoes */
 	unsigned error_line;
+	size_t max_line; /* inih's line buffer, less its NUL */
 };
 
 static void parse_fail(struct parse *ps, unsigned line, const char *fmt, ...)
@@ -222,6 +244,15 @@ static int check_offline_mode(const char *value, const char **why_r)
 	if (strcmp(value, "sealed") == 0 || strcmp(value, "off") == 0)
 		return 0;
 	*why_r = "must be sealed or off";
+	return -1;
+}
+
+static int check_mam_default(const char *value, const char **why_r)
+{
+	if (strcmp(value, "roster") == 0 || strcmp(value, "always") == 0 ||
+	    strcmp(value, "never") == 0)
+		return 0;
+	*why_r = "must be roster, always or never";
 	return -1;
 }
 
@@ -773,6 +804,8 @@ static char *parse_read_line(char *str, int num, void *stream)
 
 	if (ps->error != NULL || (line = next_line(ps, &len)) == NULL)
 		return NULL;
+	if (num > 1)
+		ps->max_line = (size_t)num - 1;
 	ps->lineno++;
 	if (strlen(line) != len) {
 		parse_fail(ps, ps->lineno, "NUL byte in line");
@@ -868,6 +901,42 @@ static unsigned later(unsigned a, unsigned b)
 	return a > b ? a : b;
 }
 
+/* The length of the line config_dump writes for `e`. */
+static size_t dump_line_len(const struct config_entry *e, const void *base)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	if (f == NULL)
+		abort();
+	fprintf(f, "%s = ", e->key);
+	dump_value(f, e, base);
+	fclose(f);
+	free(text);
+	return len;
+}
+
+/* config_dump (`roostctl config`) must write what config_load reads
+ * back: a derived default (data_dir + "/seal.key") or a listen list
+ * written out canonically may not make a line longer than a file may
+ * have. */
+static void check_dump_lines(struct parse *ps, const struct config_entry *e,
+			     const void *base, unsigned line)
+{
+	size_t len;
+
+	if (ps->max_line == 0)
+		return;
+	len = dump_line_len(e, base);
+	if (len > ps->max_line)
+		parse_fail(ps, line, "%s would be a %zu-byte line in the "
+			   "effective configuration, over the limit of %zu%s",
+			   e->key, len, ps->max_line,
+			   e->derived ? " (shorten data_dir or the domain, or "
+					"set it)" : "");
+}
+
 /* After the whole file: derived defaults, then what no single key can
  * check alone. */
 static void parse_finish(struct parse *ps)
@@ -884,6 +953,16 @@ static void parse_finish(struct parse *ps)
 				set_default(&host_entries[i], &cfg->vhosts[v],
 					    cfg->data_dir, cfg->vhosts[v].domain);
 
+	for (size_t i = 0; i < NENTRIES; i++)
+		check_dump_lines(ps, &entries[i], cfg,
+				 ps->key_line[i] || !entries[i].derived ?
+				 ps->key_line[i] : key_line(ps, "data_dir"));
+	for (size_t v = 0; v < cfg->nvhosts; v++)
+		for (size_t i = 0; i < NHOST_ENTRIES; i++)
+			check_dump_lines(ps, &host_entries[i], &cfg->vhosts[v],
+					 ps->host_lines[v].key[i] ?
+					 ps->host_lines[v].key[i] :
+					 ps->host_lines[v].section);
 	if (cfg->auth_failure_max_delay_ms < cfg->auth_failure_delay_ms)
 		parse_fail(ps, later(key_line(ps, "auth_failure_delay_ms"),
 				     key_line(ps, "auth_failure_max_delay_ms")),
@@ -898,6 +977,19 @@ static void parse_finish(struct parse *ps)
 				     key_line(ps, "max_stanza_size")),
 			   "max_outq (%zu) is below max_stanza_size (%zu)",
 			   cfg->max_outq, cfg->max_stanza_size);
+	/* libevent's token bucket cannot hand out more than a bucket holds
+	 * per second. */
+	if (cfg->read_rate != 0 && cfg->read_burst < cfg->read_rate)
+		parse_fail(ps, later(key_line(ps, "read_rate"),
+				     key_line(ps, "read_burst")),
+			   "read_burst (%zu) is below read_rate (%zu)",
+			   cfg->read_burst, cfg->read_rate);
+	if (cfg->connection_rate != 0 &&
+	    cfg->connection_burst < cfg->connection_rate)
+		parse_fail(ps, later(key_line(ps, "connection_rate"),
+				     key_line(ps, "connection_burst")),
+			   "connection_burst (%u) is below connection_rate (%u)",
+			   cfg->connection_burst, cfg->connection_rate);
 	if (cfg->nlisten + cfg->ntls_listen == 0)
 		parse_fail(ps, later(key_line(ps, "listen"),
 				     key_line(ps, "tls_listen")),

@@ -23,6 +23,8 @@ struct config {
 	char *seal_key_file;     /* default <data_dir>/seal.key */
 	unsigned workers;        /* worker threads, 1..64, default 2 */
 	unsigned shutdown_timeout; /* seconds to flush at SIGTERM, default 5 */
+	char *user;              /* run as this user after start-up; default roost */
+	bool allow_root;         /* keep running as root when user is "root"/unknown; default false */
 
 	/* [c2s] */
 	char *listen[CONFIG_MAX_LISTEN];     /* "addr:port" / "[v6]:port"; default 127.0.0.1:5222 */
@@ -45,6 +47,14 @@ struct config {
 	size_t max_outq;         /* bytes queued to a client before it is cut off; default 1 MiB */
 	unsigned auth_failure_delay_ms; /* first delay after a failed auth, doubles; default 250 */
 	unsigned auth_failure_max_delay_ms; /* cap; default 8000 */
+	unsigned auth_max_failures; /* per address and per account within the window, then refused; 0 = never; default 10 */
+	unsigned auth_failure_window; /* seconds of quiet after which failures are forgotten; default 600 */
+	size_t read_rate;        /* bytes/s read per connection (token bucket), 0 = no limit; default 64 KiB */
+	size_t read_burst;       /* bucket size; default 256 KiB */
+	unsigned max_connections_per_ip; /* per IPv4 address / IPv6 /64, 0 = no limit; default 100 */
+	unsigned connection_rate; /* new connections per second per address, 0 = no limit; default 5 */
+	unsigned connection_burst; /* ... bucket size; default 20 */
+	unsigned max_sessions_per_account; /* bound resources at once (detached resumable ones count); default 10 */
 
 	/* [offline] (XEP-0160, XEP-0013; DESIGN §5) */
 	char *mode;              /* "sealed" (default) or "off": bounce with service-unavailable */
@@ -52,6 +62,11 @@ struct config {
 	size_t max_bytes;        /* per user (ciphertext bytes), 0 = no limit; default 10 MiB */
 	unsigned expiry;         /* seconds a message is kept, 0 = forever; default 90 days */
 	unsigned batch;          /* flood delivery batch size; default 50 */
+
+	/* [mam] (XEP-0313 message archive, sealed like [offline]) */
+	bool mam_enabled;        /* "enabled"; default true */
+	char *mam_default;       /* "default": roster|always|never, for users without preferences; default roster */
+	unsigned mam_retention_days; /* "retention_days": older messages are removed, 0 = never; default 365 */
 
 	/* [host <domain>] sections, at least one. */
 	struct config_vhost *vhosts;

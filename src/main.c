@@ -2,13 +2,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -16,6 +21,8 @@
 #include "config.h"
 #include "core/auth_throttle.h"
 #include "core/module.h"
+#include "core/session.h"
+#include "net/addr_limit.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "seal/seal.h"
@@ -59,6 +66,90 @@ static int load_seal_keys(struct server *srv, const char *path, char **error_r)
 	return ret;
 }
 
+/* ---- privileges ------------------------------------------------------ */
+
+/* Who to become after start-up: decided before anything is opened, so a
+ * bad [server] user fails at once. */
+struct run_as {
+	bool drop;
+	uid_t uid;
+	gid_t gid;
+	char *name;
+};
+
+static int plan_run_as(const struct config *cfg, struct run_as *ra,
+		       char **error_r)
+{
+	struct passwd *pw;
+
+	memset(ra, 0, sizeof(*ra));
+	if (geteuid() != 0)
+		return 0; /* nothing to drop: e.g. systemd's User= */
+	errno = 0;
+	pw = getpwnam(cfg->user);
+	if (pw != NULL && pw->pw_uid != 0) {
+		ra->drop = true;
+		ra->uid = pw->pw_uid;
+		ra->gid = pw->pw_gid;
+		ra->name = xstrdup(pw->pw_name);
+		return 0;
+	}
+	if (cfg->allow_root) {
+		log_warn("running as root: [server] user '%s' %s and "
+			 "allow_root = true", cfg->user,
+			 pw == NULL ? "does not exist" : "is root");
+		return 0;
+	}
+	if (pw == NULL)
+		*error_r = xasprintf("started as root, and [server] user '%s' "
+				     "does not exist: create that account, "
+				     "name another unprivileged one, or (for "
+				     "development only) set allow_root = true",
+				     cfg->user);
+	else
+		*error_r = xasprintf("started as root with [server] user = %s: "
+				     "roostd does not keep running as root "
+				     "unless allow_root = true", cfg->user);
+	return -1;
+}
+
+/* Files made while this is in force (the database, its WAL) belong to
+ * the account roostd will run as, and the data_dir's permissions are
+ * checked as that account: a data_dir it cannot use fails now, not at
+ * the first write. */
+static int become_effective(const struct run_as *ra, bool on)
+{
+	if (!ra->drop)
+		return 0;
+	if (on)
+		return setegid(ra->gid) == 0 && seteuid(ra->uid) == 0 ? 0 : -1;
+	return seteuid(0) == 0 && setegid(0) == 0 ? 0 : -1;
+}
+
+/* For good: after the ports are bound and the key files, certificates
+ * and database are open. */
+static int drop_privileges(const struct run_as *ra, char **error_r)
+{
+	if (!ra->drop)
+		return 0;
+	if (setgroups(1, &ra->gid) != 0 || setgid(ra->gid) != 0 ||
+	    setuid(ra->uid) != 0) {
+		*error_r = xasprintf("cannot switch to user %s: %s", ra->name,
+				     strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
+		*error_r = xstrdup("privileges could be regained after the "
+				   "switch: refusing to run");
+		return -1;
+	}
+	/* No set-uid program run from here on could raise them again. */
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	log_info("running as %s (uid %u, gid %u)", ra->name,
+		 (unsigned)ra->uid, (unsigned)ra->gid);
+	return 0;
+}
+
 static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -79,6 +170,29 @@ static void shutdown_expired(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(srv->base, NULL);
 }
 
+/* Sessions waiting to be resumed (XEP-0198) will not be: end them while
+ * the store still takes what their clients never acknowledged, which is
+ * rerouted like for any session that ends (the offline store). */
+static void end_detached_sessions(struct server *srv)
+{
+	struct session **v = NULL;
+	size_t n = 0, cap = 0, pos = 0;
+	void *val;
+
+	if (srv->sm_ids == NULL)
+		return;
+	while (hashmap_next(srv->sm_ids, &pos, NULL, &val)) {
+		struct session *s = val;
+		if (s->stream == NULL) {
+			v = xgrow(v, &cap, n + 1, sizeof(*v));
+			v[n++] = s;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		session_end(v[i]);
+	free(v);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -94,6 +208,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		next = c->next;
 		c2s_stream_error(c, "system-shutdown", NULL);
 	}
+	end_detached_sessions(srv);
 	srv->shutdown_timer = evtimer_new(srv->base, shutdown_tick, srv);
 	event_add(srv->shutdown_timer, &now);
 	event_base_once(srv->base, -1, EV_TIMEOUT, shutdown_expired, srv, &deadline);
@@ -129,6 +244,7 @@ int main(int argc, char **argv)
 	const char *config_path = DEFAULT_CONFIG;
 	struct config cfg;
 	struct server srv;
+	struct run_as run_as = { 0 };
 	enum log_level level;
 	char *error = NULL;
 	bool check_only = false;
@@ -179,26 +295,66 @@ int main(int argc, char **argv)
 	srv.sessions = hashmap_new();
 	srv.accounts = hashmap_new();
 
-	if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+	if (plan_run_as(&cfg, &run_as, &error) != 0)
+		goto fail;
+	if (mkdir(cfg.data_dir, 0700) == 0) {
+		if (run_as.drop && chown(cfg.data_dir, run_as.uid, run_as.gid) != 0) {
+			log_error("cannot chown %s: %s", cfg.data_dir, strerror(errno));
+			goto out;
+		}
+	} else if (errno != EEXIST) {
 		log_error("cannot create %s: %s", cfg.data_dir, strerror(errno));
 		goto out;
 	}
+	/* Key files and certificates may be readable by root only. */
 	if (load_seal_keys(&srv, cfg.seal_key_file, &error) != 0)
 		goto fail;
 	srv.tls = tls_new(&cfg, &error);
 	if (srv.tls == NULL)
 		goto fail;
-	srv.store = store_open_sqlite(srv.base, cfg.data_dir, &error);
-	if (srv.store == NULL)
+	if (become_effective(&run_as, true) != 0) {
+		error = xasprintf("cannot act as user %s: %s", run_as.name,
+				  strerror(errno));
 		goto fail;
+	}
+	srv.store = store_open_sqlite(srv.base, cfg.data_dir, &error);
+	if (become_effective(&run_as, false) != 0) {
+		log_error("cannot get root back: %s", strerror(errno));
+		goto out;
+	}
+	if (srv.store == NULL) {
+		if (run_as.drop) {
+			char *e = xasprintf("%s (as user %s: the data_dir must "
+					    "belong to it)", error, run_as.name);
+			free(error);
+			error = e;
+		}
+		goto fail;
+	}
 	store_set_seal_keys(srv.store, srv.seal_keys);
 	srv.workers = workq_new(srv.base, cfg.workers);
 	srv.throttle = auth_throttle_new(cfg.auth_failure_delay_ms,
-					 cfg.auth_failure_max_delay_ms);
+					 cfg.auth_failure_max_delay_ms,
+					 cfg.auth_max_failures,
+					 cfg.auth_failure_window);
+	srv.addr_limit = addr_limit_new(cfg.max_connections_per_ip,
+					cfg.connection_rate,
+					cfg.connection_burst);
+	if (cfg.read_rate != 0) {
+		/* Ten refills a second: reading pauses for at most 100 ms
+		 * at a time, and the bucket holds read_burst. */
+		struct timeval tick = { 0, 100000 };
+		size_t per_tick = cfg.read_rate / 10 ? cfg.read_rate / 10 : 1;
+
+		srv.read_limit = ev_token_bucket_cfg_new(per_tick, cfg.read_burst,
+			EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX, &tick);
+	}
 	srv.modules = modules_new(&srv);
 	if (srv.modules == NULL)
 		goto out;
 	if (open_listeners(&srv, &error) != 0)
+		goto fail;
+	if (drop_privileges(&run_as, &error) != 0)
 		goto fail;
 
 	srv.sig_term = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
@@ -226,6 +382,7 @@ out:
 	modules_free(&srv, srv.modules);
 	listener_free_all(srv.listeners);
 	auth_throttle_free(srv.throttle);
+	addr_limit_free(srv.addr_limit);
 	tls_free(srv.tls);
 	if (srv.seal_keys != NULL) {
 		seal_keys_clear(srv.seal_keys);
@@ -241,6 +398,10 @@ out:
 	hashmap_free(srv.sessions);
 	hashmap_free(srv.accounts);
 	event_base_free(srv.base);
+	/* After the base: bufferevents used it until they were freed. */
+	if (srv.read_limit != NULL)
+		ev_token_bucket_cfg_free(srv.read_limit);
+	free(run_as.name);
 	config_free(&cfg);
 	return rc;
 }

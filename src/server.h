@@ -7,11 +7,13 @@
 #include <stdint.h>
 
 struct account;
+struct addr_limit;
 struct auth_throttle;
 struct c2s;
 struct config;
 struct event;
 struct event_base;
+struct ev_token_bucket_cfg;
 struct hashmap;
 struct listener;
 struct modules;
@@ -29,6 +31,8 @@ struct server {
 	struct modules *modules;   /* handlers registered by mod/ */
 	struct seal_keys *seal_keys; /* derived from the seal key file (DESIGN §5) */
 	struct auth_throttle *throttle;
+	struct addr_limit *addr_limit; /* connections per address */
+	struct ev_token_bucket_cfg *read_limit; /* per-connection read rate, or NULL */
 
 	struct listener *listeners;
 	struct c2s *streams;       /* every client stream, for shutdown */

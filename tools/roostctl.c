@@ -620,6 +620,7 @@ out:
 struct verify_run {
 	struct ctl *ctl;
 	const char *jid;
+	bool archive;      /* walking the message archive (XEP-0313) */
 	char **jids;       /* from the list request */
 	size_t njids;
 	unsigned findings;
@@ -642,8 +643,10 @@ static void on_verified(void *ctx, int result, const struct seal_finding *f,
 	struct verify_run *v = ctx;
 
 	for (size_t i = 0; i < n; i++)
-		printf("%s: seq %llu: %s\n", v->jid, (unsigned long long)f[i].seq,
-		       seal_finding_name(f[i].kind));
+		printf("%s: %sseq %llu: %s\n", v->jid, v->archive ? "archive " : "",
+		       (unsigned long long)f[i].seq, seal_finding_name(f[i].kind));
+	if (result == 2 && v->archive)
+		result = 0; /* said once, by the offline walk */
 	if (result == 2)
 		printf("%s: no keyring\n", v->jid);
 	else if (result < 0)
@@ -687,7 +690,11 @@ static int cmd_verify(struct ctl *ctl, int argc, char **argv)
 			goto out;
 		}
 		v.jid = jids[i];
+		v.archive = false;
 		store_offline_verify(ctl->st, jid.local, jid.domain, on_verified, &v);
+		run_until_done(ctl);
+		v.archive = true;
+		store_archive_verify(ctl->st, jid.local, jid.domain, on_verified, &v);
 		run_until_done(ctl);
 		jid_free(&jid);
 	}

@@ -45,6 +45,14 @@ struct account {
 	 * (DESIGN §5); NULL until then. Wiped when the account unloads,
 	 * i.e. when its last session (and request) is gone. */
 	struct seal_unlocked *unlocked;
+	/* XEP-0313 catch-up (issue 4): set by mod_mam when a session of the
+	 * account queried the archive after binding and before its initial
+	 * presence; kept while the account is loaded. The client catches up
+	 * by MAM, so mod_offline sends no flood to the account's sessions
+	 * (as after XEP-0013). mod_mam itself removes the offline records
+	 * whose stanza-ids were in a catch-up page, once that page was
+	 * acknowledged (XEP-0198) or written out. */
+	bool mam_catchup;
 	void *mod_ctx[MODULES_MAX];  /* see module.h */
 };
 

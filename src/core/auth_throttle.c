@@ -6,8 +6,6 @@
 #include "util/hashmap.h"
 #include "util/xalloc.h"
 
-/* Counts older than this are forgotten. */
-#define QUIET_PERIOD_S 600
 /* Entries are swept when the tables grow past this, to bound memory under
  * a flood of distinct addresses or names. */
 #define SWEEP_AT 10000
@@ -19,15 +17,21 @@ struct strike {
 
 struct auth_throttle {
 	unsigned base_ms, max_ms;
+	unsigned max_failures;
+	time_t window;
 	struct hashmap *by_address, *by_account;
 };
 
-struct auth_throttle *auth_throttle_new(unsigned base_ms, unsigned max_ms)
+struct auth_throttle *auth_throttle_new(unsigned base_ms, unsigned max_ms,
+					unsigned max_failures,
+					unsigned window_s)
 {
 	struct auth_throttle *t = xcalloc(1, sizeof(*t));
 
 	t->base_ms = base_ms;
 	t->max_ms = max_ms;
+	t->max_failures = max_failures;
+	t->window = (time_t)window_s;
 	t->by_address = hashmap_new();
 	t->by_account = hashmap_new();
 	return t;
@@ -52,7 +56,7 @@ void auth_throttle_free(struct auth_throttle *t)
 	free(t);
 }
 
-static void sweep(struct hashmap *m, time_t now)
+static void sweep(struct hashmap *m, time_t now, time_t window)
 {
 	size_t pos = 0;
 	const char *key;
@@ -60,23 +64,24 @@ static void sweep(struct hashmap *m, time_t now)
 
 	while (hashmap_next(m, &pos, &key, &v)) {
 		struct strike *s = v;
-		if (now - s->last > QUIET_PERIOD_S) {
+		if (now - s->last > window) {
 			hashmap_remove(m, key);
 			free(s);
 		}
 	}
 }
 
-static unsigned strike(struct hashmap *m, const char *key, time_t now)
+static unsigned strike(struct hashmap *m, const char *key, time_t now,
+		       time_t window)
 {
 	struct strike *s = hashmap_get(m, key);
 
 	if (s == NULL) {
 		if (hashmap_count(m) >= SWEEP_AT)
-			sweep(m, now);
+			sweep(m, now, window);
 		s = xcalloc(1, sizeof(*s));
 		hashmap_put(m, key, s);
-	} else if (now - s->last > QUIET_PERIOD_S) {
+	} else if (now - s->last > window) {
 		s->count = 0;
 	}
 	s->count++;
@@ -88,17 +93,37 @@ unsigned auth_throttle_failure(struct auth_throttle *t, const char *address,
 			       const char *account)
 {
 	time_t now = time(NULL);
-	unsigned n = strike(t->by_address, address, now);
+	unsigned n = strike(t->by_address, address, now, t->window);
 	unsigned long long delay = t->base_ms;
 
 	if (account != NULL) {
-		unsigned m = strike(t->by_account, account, now);
+		unsigned m = strike(t->by_account, account, now, t->window);
 		if (m > n)
 			n = m;
 	}
 	for (unsigned i = 1; i < n && delay < t->max_ms; i++)
 		delay *= 2;
 	return delay > t->max_ms ? t->max_ms : (unsigned)delay;
+}
+
+static bool over(const struct auth_throttle *t, struct hashmap *m,
+		 const char *key, time_t now)
+{
+	const struct strike *s = hashmap_get(m, key);
+
+	return s != NULL && now - s->last <= t->window &&
+	       s->count >= t->max_failures;
+}
+
+bool auth_throttle_refused(struct auth_throttle *t, const char *address,
+			   const char *account)
+{
+	time_t now = time(NULL);
+
+	if (t->max_failures == 0)
+		return false;
+	return over(t, t->by_address, address, now) ||
+	       (account != NULL && over(t, t->by_account, account, now));
 }
 
 void auth_throttle_success(struct auth_throttle *t, const char *account)

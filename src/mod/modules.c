@@ -5,6 +5,10 @@
 extern const struct module disco_module;
 extern const struct module ping_module;
 extern const struct module version_module;
+extern const struct module carbons_module;
+extern const struct module csi_module;
+extern const struct module mam_module;
+extern const struct module offline_module;
 
 /* Adding a XEP: write mod/mod_<name>.c with a `struct module` and list it
  * here; the core needs no change. */
@@ -13,5 +17,11 @@ const struct module *const builtin_modules[] = {
 	&disco_module,
 	&ping_module,
 	&version_module,
+	/* Before carbons: it removes stanza-ids that clients made up before
+	 * anything copies what they sent. */
+	&mam_module,
+	&carbons_module,
+	&csi_module,
+	&offline_module,
 	NULL,
 };

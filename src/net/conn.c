@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "net/addr_limit.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -99,7 +100,7 @@ static void format_peer(struct conn *c, const struct sockaddr *sa)
 	} else {
 		snprintf(c->peer, sizeof(c->peer), "unix");
 	}
-	snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
+	addr_limit_key(sa, c->peer_ip);
 }
 
 static void setup_bev(struct conn *c)
@@ -143,6 +144,15 @@ void conn_free(struct conn *c)
 	bufferevent_free(c->bev);
 	event_free(c->drain_ev);
 	free(c);
+}
+
+void conn_set_read_limit(struct conn *c, struct ev_token_bucket_cfg *cfg)
+{
+	/* Before STARTTLS c->bev is the socket; afterwards the limit stays
+	 * on the socket bufferevent under the TLS filter. */
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+
+	bufferevent_set_rate_limit(under != NULL ? under : c->bev, cfg);
 }
 
 struct evbuffer *conn_input(struct conn *c)

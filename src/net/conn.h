@@ -11,10 +11,13 @@
 
 #include <openssl/ssl.h>
 
+#include "net/addr_limit.h"
+
 struct event_base;
 struct evbuffer;
 struct bufferevent;
 struct event;
+struct ev_token_bucket_cfg;
 
 struct conn_ops {
 	/* Input arrived; read it from conn_input(). */
@@ -36,7 +39,7 @@ struct conn {
 	const struct conn_ops *ops;
 	void *ctx;
 	char peer[64];           /* "ip:port" for logs */
-	char peer_ip[48];        /* for per-address limits */
+	char peer_ip[ADDR_KEY_MAX]; /* for per-address limits: addr_limit_key() */
 	bool closing;            /* no more reading; closing after the flush */
 	bool want_drained;       /* call ops->drained when the output empties */
 	struct event *drain_ev;
@@ -48,6 +51,13 @@ struct conn *conn_new(struct event_base *base, int fd,
 		      const struct conn_ops *ops, void *ctx);
 /* Frees the connection and closes the socket now. */
 void conn_free(struct conn *c);
+
+/* Limits how fast the socket is read (a token bucket shared by nobody:
+ * each connection has its own). Over the rate the socket is simply not
+ * read until the bucket refills: nothing is dropped, TCP flow control
+ * slows the peer down. `cfg` must outlive the connection. It applies to
+ * the socket, so after STARTTLS it counts TLS bytes. */
+void conn_set_read_limit(struct conn *c, struct ev_token_bucket_cfg *cfg);
 
 struct evbuffer *conn_input(struct conn *c);
 void conn_write(struct conn *c, const void *data, size_t len);

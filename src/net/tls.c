@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 
@@ -65,6 +66,7 @@ static SSL_CTX *make_ctx(struct tls *t, const struct config_vhost *vh,
 			 char **error_r)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct stat st;
 
 	if (ctx == NULL) {
 		*error_r = ssl_error_string();
@@ -83,6 +85,15 @@ static SSL_CTX *make_ctx(struct tls *t, const struct config_vhost *vh,
 		*error_r = xasprintf("%s: cannot load certificate: %s",
 				     vh->certificate, e);
 		free(e);
+		goto fail;
+	}
+	if (stat(vh->key, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH))) {
+		/* Like the seal key: a private key anyone on the machine
+		 * can read (or replace) is not private. Group access is
+		 * allowed for Debian's ssl-cert group (mode 0640). */
+		*error_r = xasprintf("%s: refusing a private key that others "
+				     "can read or write (mode %03o): chmod o-rw",
+				     vh->key, (unsigned)(st.st_mode & 0777));
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, vh->key, SSL_FILETYPE_PEM) != 1 ||

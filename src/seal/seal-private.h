@@ -86,6 +86,13 @@ int seal_record_key(EVP_PKEY *priv, const unsigned char peer[SEAL_KEY_LEN],
 size_t seal_record_aad(const char *jid, uint64_t seq, int64_t stamp,
 		       uint32_t key_id, unsigned char *aad);
 
+/* Starts the chain MAC of `rec` in `store` (seal.h): everything up to,
+ * not including, the predecessor's chain. The walk forks it to try
+ * several predecessors. 0 or -1 (bad store, JID or record). */
+int seal_record_chain_begin(struct seal_mac *m, const struct seal_keys *keys,
+			    const char *jid, enum seal_store store,
+			    const struct seal_record *rec);
+
 /* ---- unlocked keyrings (seal_unlocked.c) ---- */
 
 /* Takes ownership of `current` (whose raw private key must be readable).

@@ -1,4 +1,6 @@
-/* The sealed, tamper-evident offline store's cryptography (DESIGN §5).
+/* The sealed, tamper-evident stores' cryptography (DESIGN §5): the
+ * offline store and the message archive (XEP-0313), one construction,
+ * one keyring per user with a chain per store.
  * Pure: OpenSSL 3 only, no SQLite, no event loop, no I/O except reading the
  * seal key file. The store calls this from its worker thread and the server
  * from its loop thread.
@@ -104,6 +106,29 @@ int seal_cred_check(const struct seal_keys *keys, const char *jid,
 		    enum scram_hash h, const struct scram_creds *creds,
 		    const unsigned char mac[SEAL_KEY_LEN]);
 
+/* ---- sealed stores and their chains ---- */
+
+/* The sealed stores of a user. Each has its own record table, its own
+ * chain in the keyring row and its own MAC labels, so a record can never
+ * pass for one of the other store. */
+enum seal_store { SEAL_STORE_OFFLINE, SEAL_STORE_ARCHIVE };
+#define SEAL_NSTORES 2
+/* "offline" / "archive": the `store` label in K's info; NULL for a value
+ * that is not a store. */
+const char *seal_store_label(enum seal_store store);
+
+/* One store's chain state: records base_seq+1 .. head_seq exist; chain_0
+ * (base 0) is 32 zero bytes. live counts live (not wiped) records;
+ * live_bytes sums their ct_len (ciphertext plus the 16-byte tag). The
+ * keyring row holds one per store; the store also keeps, per user and
+ * store, the state it last committed or verified (the walk's anchor, see
+ * seal_verify). A plain value. */
+struct seal_chain {
+	uint64_t base_seq, head_seq;
+	unsigned char base_chain[SEAL_KEY_LEN], head_chain[SEAL_KEY_LEN];
+	uint64_t live, live_bytes;
+};
+
 /* ---- keyring (one per user) ---- */
 
 /* A plain value: no pointers, copy it by assignment, nothing to free, no
@@ -136,18 +161,15 @@ struct seal_keyring {
 	uint32_t nretired;
 	uint32_t retired_ids[SEAL_MAX_RETIRED];
 	unsigned char retired_wrap[SEAL_NHASH][SEAL_RETIRED_WRAP_MAX];
-	/* The offline store's chain: records base_seq+1 .. head_seq exist;
-	 * chain_0 (base 0) is 32 zero bytes. live counts live (not wiped)
-	 * records; live_bytes sums their ct_len (ciphertext plus the 16-byte
-	 * tag). */
-	uint64_t base_seq, head_seq;
-	unsigned char base_chain[SEAL_KEY_LEN], head_chain[SEAL_KEY_LEN];
-	uint64_t live, live_bytes;
+	/* One chain per sealed store, indexed by enum seal_store: the
+	 * offline store's and the archive's are independent (a finding in
+	 * one never touches the other), but both sit under this row's MAC. */
+	struct seal_chain chains[SEAL_NSTORES];
 	/* HMAC(k_row, "roost/v1/row" || u64 version || lp(JID) || pk ||
 	 * u64 key_id || for h in SHA-1, SHA-256: (u64 0 | u64 1 || lp(wrap[h])
 	 * || lp(retired_wrap[h])) || u64 nretired || u64 each retired id ||
-	 * u64 base_seq || base_chain || u64 head_seq || head_chain || u64 live
-	 * || u64 live_bytes). */
+	 * for each store, offline then archive: (u64 base_seq || base_chain
+	 * || u64 head_seq || head_chain || u64 live || u64 live_bytes)). */
 	unsigned char mac[SEAL_KEY_LEN];
 };
 
@@ -157,8 +179,8 @@ struct seal_keyring {
 struct seal_unlocked;
 
 /* A new keyring for `jid` (a canonical bare JID, at most SEAL_JID_MAX
- * bytes): fresh X25519 pair, random 4-byte key id, base = head = 0 with
- * zero chains, live 0, MAC set. client_key_sha1 (20 bytes) and
+ * bytes): fresh X25519 pair, random 4-byte key id, for every store
+ * base = head = 0 with zero chains and live 0, MAC set. client_key_sha1 (20 bytes) and
  * client_key_sha256 (32 bytes) are the user's ClientKeys; either may be
  * NULL when the account has no credentials for that hash, not both. If
  * unlocked_r is not NULL it receives the unlocked keyring (saves an
@@ -198,7 +220,7 @@ bool seal_unlocked_has_key(const struct seal_unlocked *u, uint32_t key_id);
 /* Password change with the keyring unlocked (`old`, from this kr): a new
  * pair and key id; the old current pair and the old retired ones become
  * the retired list, wrapped under the new KEKs (client keys as in
- * create). base/head/chains/live are kept; MAC updated. If the list would
+ * create). Every store's chain state is kept; MAC updated. If the list would
  * exceed SEAL_MAX_RETIRED the oldest are dropped: records under them
  * become unopenable, exactly as after a reset (find them with
  * seal_keyring_has_key). On failure kr is unchanged. unlocked_r as in
@@ -210,8 +232,8 @@ int seal_keyring_rekey(const struct seal_keys *keys, struct seal_keyring *kr,
 		       struct seal_unlocked **unlocked_r);
 
 /* Admin reset without the old password (roostctl passwd): a new pair, the
- * retired list emptied; base/head/chains/live kept so the chain walk stays
- * green. Records whose key id is no longer known (seal_keyring_has_key)
+ * retired list emptied; every store's chain state is kept so the walks
+ * stay green. Records whose key id is no longer known (seal_keyring_has_key)
  * can never be opened: the caller reports them at next login and purges
  * them (wipe, which keeps the chain intact). */
 int seal_keyring_reset(const struct seal_keys *keys, struct seal_keyring *kr,
@@ -222,29 +244,34 @@ int seal_keyring_reset(const struct seal_keys *keys, struct seal_keyring *kr,
 /* True if key_id is the current or a retired key id of kr. */
 bool seal_keyring_has_key(const struct seal_keyring *kr, uint32_t key_id);
 
-/* Row bookkeeping, each followed by a MAC update; the caller writes the
+/* Row bookkeeping on the chain of `store` (the other store's chain is
+ * never touched), each followed by a MAC update; the caller writes the
  * row in the same transaction as the record change. Only on a row whose
- * MAC was checked: re-MACing a tampered row would launder it.
- * note_seal: rec->seq must be head_seq + 1 (else -1, kr unchanged); head
+ * MAC was checked: re-MACing a tampered row would launder it. Each
+ * returns -1 with kr unchanged on a bad store or when:
+ * note_seal: rec->seq is not head_seq + 1 or rec is wiped; else head
  *   becomes (rec->seq, rec->chain); live += 1; live_bytes += rec->ct_len.
  * note_wipe: a live record of ct_len bytes was wiped; -1 on underflow.
  * note_compact: every record in base_seq+1 .. seq is wiped and deleted;
  *   base becomes (seq, chain); -1 unless base_seq <= seq <= head_seq. */
 int seal_keyring_note_seal(const struct seal_keys *keys,
-			   struct seal_keyring *kr,
+			   struct seal_keyring *kr, enum seal_store store,
 			   const struct seal_record *rec);
 int seal_keyring_note_wipe(const struct seal_keys *keys,
-			   struct seal_keyring *kr, size_t ct_len);
+			   struct seal_keyring *kr, enum seal_store store,
+			   size_t ct_len);
 int seal_keyring_note_compact(const struct seal_keys *keys,
-			      struct seal_keyring *kr, uint64_t seq,
+			      struct seal_keyring *kr, enum seal_store store,
+			      uint64_t seq,
 			      const unsigned char chain[SEAL_KEY_LEN]);
 
 /* Versioned binary form for the store (appended to `out`):
  *   "RKR" u8 version(1) || pk || u32 key_id ||
  *   u8 flags (bit h: wrap[h] present) || each present wrap (60 bytes) ||
  *   u32 nretired || u32 ids.. || (nretired > 0: each present retired
- *   wrap, 28 + 32 n bytes) || u64 base_seq || base_chain || u64 head_seq ||
- *   head_chain || u64 live || u64 live_bytes || mac
+ *   wrap, 28 + 32 n bytes) || for each store, offline then archive:
+ *   (u64 base_seq || base_chain || u64 head_seq || head_chain || u64 live
+ *   || u64 live_bytes) || mac
  * decode is strict: exact length, known version and flags, at least one
  * wrap, nretired <= SEAL_MAX_RETIRED. Hostile input returns -1, never
  * crashes. The JID is not in the blob (no other account name should sit
@@ -256,10 +283,6 @@ int seal_keyring_decode(const void *data, size_t len, const char *jid,
 			struct seal_keyring *out);
 
 /* ---- records ---- */
-
-enum seal_store { SEAL_STORE_OFFLINE, SEAL_STORE_ARCHIVE };
-/* "offline" / "archive": the `store` label in K's info. */
-const char *seal_store_label(enum seal_store store);
 
 /* One stored stanza. ct is owned by the struct when it came from
  * seal_record_seal (seal_record_clear frees it); the store may point ct
@@ -332,36 +355,59 @@ int seal_record_open(struct seal_unlocked *u, const char *jid,
 		     enum seal_store store, const struct seal_record *rec,
 		     unsigned char **pt_r, size_t *len_r);
 
-/* chain = HMAC(k_chain, "roost/v1/chain" || lp(JID) || u64 seq ||
- * u64 stamp || u64 key_id || epk || nonce || lp(ct) || prev_chain). */
+/* The chain and tomb MAC labels name the store: the offline store's are
+ * DESIGN §5's "roost/v1/chain" and "roost/v1/tomb"; the archive's are
+ * "roost/v1/archive/chain" and "roost/v1/archive/tomb". (Neither label is
+ * a prefix of the other store's, so the inputs never coincide.) Both
+ * chains start from 32 zero bytes, so without the label a store's first
+ * record would also verify as the other store's first record.
+ *
+ * chain = HMAC(k_chain, chain label || lp(JID) || u64 seq || u64 stamp ||
+ *              u64 key_id || epk || nonce || lp(ct) || prev_chain). */
 int seal_record_chain(const struct seal_keys *keys, const char *jid,
-		      const struct seal_record *rec,
+		      enum seal_store store, const struct seal_record *rec,
 		      const unsigned char prev_chain[SEAL_KEY_LEN],
 		      unsigned char out[SEAL_KEY_LEN]);
-/* tomb = HMAC(k_tomb, "roost/v1/tomb" || lp(JID) || u64 seq || chain). */
+/* tomb = HMAC(k_tomb, tomb label || lp(JID) || u64 seq || chain). */
 int seal_record_tomb(const struct seal_keys *keys, const char *jid,
-		     uint64_t seq, const unsigned char chain[SEAL_KEY_LEN],
+		     enum seal_store store, uint64_t seq,
+		     const unsigned char chain[SEAL_KEY_LEN],
 		     unsigned char out[SEAL_KEY_LEN]);
 /* Removal: wipes and frees ct (ct_len is kept for note_wipe), sets wiped
- * and the tomb over rec->chain. Wipe only records seal_verify accepted:
- * a tomb over a tampered record would erase the evidence. */
+ * and the tomb over rec->chain. Wipe only records seal_verify accepted
+ * for that store: a tomb over a tampered record would erase the
+ * evidence. */
 int seal_record_wipe(const struct seal_keys *keys, const char *jid,
-		     struct seal_record *rec);
+		     enum seal_store store, struct seal_record *rec);
+
+/* ---- clear data beside a store ---- */
+
+/* A MAC for clear data kept beside a user's sealed store that the walk
+ * cannot see, since it is not inside a record's ct: the archive's
+ * filtering metadata (the store binds it to its record by putting the
+ * record's seq and chain into `data`) and the archive preferences.
+ *   out = HMAC(k_row, "roost/v1/aux" || lp(JID) || lp(kind) || lp(data))
+ * `kind` names the use ("archive-meta", "archive-prefs"), so data made
+ * for one use never passes for another. check: 0 when `mac` matches
+ * (constant-time), else -1. */
+int seal_aux_mac(const struct seal_keys *keys, const char *jid,
+		 const char *kind, const void *data, size_t len,
+		 unsigned char out[SEAL_KEY_LEN]);
+int seal_aux_check(const struct seal_keys *keys, const char *jid,
+		   const char *kind, const void *data, size_t len,
+		   const unsigned char mac[SEAL_KEY_LEN]);
 
 /* ---- verification walk ---- */
 
-/* What the walk trusts as the row's state. Without a memory of the user
- * this is the row itself (if its MAC holds); the store keeps, per user,
- * the anchor of the row it last committed or verified (seal_anchor_of
- * after every change it commits), which is how a rollback of row and
- * records to an earlier genuine state is caught while the process runs
- * (DESIGN §5). */
-struct seal_anchor {
-	uint64_t base_seq, head_seq;
-	unsigned char base_chain[SEAL_KEY_LEN], head_chain[SEAL_KEY_LEN];
-	uint64_t live, live_bytes;
-};
-void seal_anchor_of(const struct seal_keyring *kr, struct seal_anchor *out);
+/* The anchor: what the walk trusts as a store's chain state. Without a
+ * memory of the user this is the row's chains[store] (if the row MAC
+ * holds); the store keeps, per user and store, the state of the row it
+ * last committed or verified (seal_anchor_of after every change it
+ * commits), which is how a rollback of row and records to an earlier
+ * genuine state is caught while the process runs (DESIGN §5). Copies
+ * kr->chains[store]; a bad store gives a zeroed *out. */
+void seal_anchor_of(const struct seal_keyring *kr, enum seal_store store,
+		    struct seal_chain *out);
 
 enum seal_finding_kind {
 	SEAL_F_BAD_ROW_MAC,    /* keyring MAC fails (seq 0) */
@@ -414,16 +460,20 @@ struct seal_findings {
 	 * (k = base and base_chain when there is nothing to compact, and
 	 * always when the row MAC failed or the row was rolled back). The
 	 * store deletes rows base+1 .. k and calls seal_keyring_note_compact
-	 * when compact_seq > kr->base_seq. */
+	 * when compact_seq > the row's base_seq. */
 	uint64_t compact_seq;
 	unsigned char compact_chain[SEAL_KEY_LEN];
 };
 
-/* Walks the user's records (any order) against the row kr and, if given,
- * the in-memory anchor `mem`, which then wins over the row. Fills *out
- * (free with seal_findings_free). Returns 0 when clean, 1 when there are
- * findings, -1 on an OpenSSL failure (out then holds nothing usable). Costs
- * one HMAC per record (plus a few for records that fail).
+/* Walks the user's records of one store (any order) against the row's
+ * chains[store] and, if given, the in-memory anchor `mem` of that store,
+ * which then wins over the row. The row MAC covers both chains, so a
+ * row that fails it condemns both stores' walks; anything else (records,
+ * the other chain's state) concerns one store only. Fills *out (free
+ * with seal_findings_free). Returns 0 when clean, 1 when there are
+ * findings, -1 on a bad store or an OpenSSL failure (out then holds
+ * nothing usable). Costs one HMAC per record (plus a few for records that
+ * fail), so a walk is O(records of that store).
  *
  * A live record is GENUINE iff its seq is in base+1 .. head, it is the
  * only verified record at that seq, its stored chain equals HMAC(k_chain,
@@ -436,8 +486,9 @@ struct seal_findings {
  * Never call a note_* function or mac_update on a row whose MAC failed:
  * re-MACing it would launder the tampering. */
 int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
-		const struct seal_record *recs, size_t nrecs,
-		const struct seal_anchor *mem, struct seal_findings *out);
+		enum seal_store store, const struct seal_record *recs,
+		size_t nrecs, const struct seal_chain *mem,
+		struct seal_findings *out);
 /* A zeroed struct is a valid empty one. */
 void seal_findings_free(struct seal_findings *f);
 

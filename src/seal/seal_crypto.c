@@ -320,10 +320,10 @@ int seal_record_key(EVP_PKEY *priv, const unsigned char peer[SEAL_KEY_LEN],
 	unsigned char info[sizeof(label) - 1 + 4 + 16 + 2 * SEAL_KEY_LEN];
 	unsigned char shared[SEAL_KEY_LEN];
 	const char *name = seal_store_label(store);
-	size_t nlen = strlen(name), off = 0;
+	size_t nlen, off = 0;
 	int ret;
 
-	if (nlen > 16)
+	if (name == NULL || (nlen = strlen(name)) > 16)
 		return -1;
 	memcpy(info, label, sizeof(label) - 1);
 	off += sizeof(label) - 1;

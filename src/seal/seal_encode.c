@@ -42,7 +42,11 @@ int64_t seal_now_us(void)
 
 const char *seal_store_label(enum seal_store store)
 {
-	return store == SEAL_STORE_ARCHIVE ? "archive" : "offline";
+	switch (store) {
+	case SEAL_STORE_OFFLINE: return "offline";
+	case SEAL_STORE_ARCHIVE: return "archive";
+	}
+	return NULL;
 }
 
 const char *seal_finding_name(enum seal_finding_kind kind)

@@ -103,12 +103,15 @@ static int row_mac(const struct seal_keys *keys, const struct seal_keyring *kr,
 	seal_mac_u64(&m, kr->nretired);
 	for (uint32_t i = 0; i < kr->nretired; i++)
 		seal_mac_u64(&m, kr->retired_ids[i]);
-	seal_mac_u64(&m, kr->base_seq);
-	seal_mac_raw(&m, kr->base_chain, SEAL_KEY_LEN);
-	seal_mac_u64(&m, kr->head_seq);
-	seal_mac_raw(&m, kr->head_chain, SEAL_KEY_LEN);
-	seal_mac_u64(&m, kr->live);
-	seal_mac_u64(&m, kr->live_bytes);
+	for (int st = 0; st < SEAL_NSTORES; st++) {
+		const struct seal_chain *c = &kr->chains[st];
+		seal_mac_u64(&m, c->base_seq);
+		seal_mac_raw(&m, c->base_chain, SEAL_KEY_LEN);
+		seal_mac_u64(&m, c->head_seq);
+		seal_mac_raw(&m, c->head_chain, SEAL_KEY_LEN);
+		seal_mac_u64(&m, c->live);
+		seal_mac_u64(&m, c->live_bytes);
+	}
 	return seal_mac_end(&m, out);
 }
 
@@ -246,7 +249,8 @@ int seal_keyring_create(const struct seal_keys *keys, const char *jid,
 
 	if (seal_jid_ok(jid) != 0)
 		return -1;
-	/* Zeroed: base = head = 0, chain_0 = 32 zero bytes, live 0. */
+	/* Zeroed: every store's base = head = 0, chain_0 = 32 zero bytes,
+	 * live 0. */
 	tmp = xcalloc(1, sizeof(*tmp));
 	tmp->version = SEAL_KEYRING_VERSION;
 	memcpy(tmp->jid, jid, strlen(jid) + 1);
@@ -400,20 +404,30 @@ int seal_keyring_reset(const struct seal_keys *keys, struct seal_keyring *kr,
 
 /* ---- row bookkeeping ---- */
 
+static bool store_ok(enum seal_store store)
+{
+	return store == SEAL_STORE_OFFLINE || store == SEAL_STORE_ARCHIVE;
+}
+
 int seal_keyring_note_seal(const struct seal_keys *keys,
-			   struct seal_keyring *kr,
+			   struct seal_keyring *kr, enum seal_store store,
 			   const struct seal_record *rec)
 {
 	struct seal_keyring tmp;
+	struct seal_chain *c;
 
-	if (rec->seq != kr->head_seq + 1 || rec->wiped ||
-	    kr->live_bytes + rec->ct_len < kr->live_bytes)
+	if (!store_ok(store))
+		return -1;
+	c = &kr->chains[store];
+	if (rec->seq != c->head_seq + 1 || rec->wiped ||
+	    c->live_bytes + rec->ct_len < c->live_bytes)
 		return -1;
 	tmp = *kr;
-	tmp.head_seq = rec->seq;
-	memcpy(tmp.head_chain, rec->chain, SEAL_KEY_LEN);
-	tmp.live++;
-	tmp.live_bytes += rec->ct_len;
+	c = &tmp.chains[store];
+	c->head_seq = rec->seq;
+	memcpy(c->head_chain, rec->chain, SEAL_KEY_LEN);
+	c->live++;
+	c->live_bytes += rec->ct_len;
 	if (seal_keyring_mac_update(keys, &tmp) != 0)
 		return -1;
 	*kr = tmp;
@@ -421,15 +435,19 @@ int seal_keyring_note_seal(const struct seal_keys *keys,
 }
 
 int seal_keyring_note_wipe(const struct seal_keys *keys,
-			   struct seal_keyring *kr, size_t ct_len)
+			   struct seal_keyring *kr, enum seal_store store,
+			   size_t ct_len)
 {
 	struct seal_keyring tmp;
+	struct seal_chain *c;
 
-	if (kr->live == 0 || kr->live_bytes < ct_len)
+	if (!store_ok(store) || kr->chains[store].live == 0 ||
+	    kr->chains[store].live_bytes < ct_len)
 		return -1;
 	tmp = *kr;
-	tmp.live--;
-	tmp.live_bytes -= ct_len;
+	c = &tmp.chains[store];
+	c->live--;
+	c->live_bytes -= ct_len;
 	if (seal_keyring_mac_update(keys, &tmp) != 0)
 		return -1;
 	*kr = tmp;
@@ -437,28 +455,32 @@ int seal_keyring_note_wipe(const struct seal_keys *keys,
 }
 
 int seal_keyring_note_compact(const struct seal_keys *keys,
-			      struct seal_keyring *kr, uint64_t seq,
+			      struct seal_keyring *kr, enum seal_store store,
+			      uint64_t seq,
 			      const unsigned char chain[SEAL_KEY_LEN])
 {
 	struct seal_keyring tmp;
+	struct seal_chain *c;
 
-	if (seq < kr->base_seq || seq > kr->head_seq)
+	if (!store_ok(store) || seq < kr->chains[store].base_seq ||
+	    seq > kr->chains[store].head_seq)
 		return -1;
 	tmp = *kr;
-	tmp.base_seq = seq;
-	memcpy(tmp.base_chain, chain, SEAL_KEY_LEN);
+	c = &tmp.chains[store];
+	c->base_seq = seq;
+	memcpy(c->base_chain, chain, SEAL_KEY_LEN);
 	if (seal_keyring_mac_update(keys, &tmp) != 0)
 		return -1;
 	*kr = tmp;
 	return 0;
 }
 
-void seal_anchor_of(const struct seal_keyring *kr, struct seal_anchor *out)
+void seal_anchor_of(const struct seal_keyring *kr, enum seal_store store,
+		    struct seal_chain *out)
 {
-	out->base_seq = kr->base_seq;
-	out->head_seq = kr->head_seq;
-	memcpy(out->base_chain, kr->base_chain, SEAL_KEY_LEN);
-	memcpy(out->head_chain, kr->head_chain, SEAL_KEY_LEN);
-	out->live = kr->live;
-	out->live_bytes = kr->live_bytes;
+	if (!store_ok(store)) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	*out = kr->chains[store];
 }

@@ -38,12 +38,15 @@ void seal_keyring_encode(const struct seal_keyring *kr, struct buf *out)
 				buf_append(out, kr->retired_wrap[h],
 					   SEAL_NONCE_LEN + (size_t)SEAL_KEY_LEN * n +
 					   SEAL_TAG_LEN);
-	seal_put_u64(out, kr->base_seq);
-	buf_append(out, kr->base_chain, SEAL_KEY_LEN);
-	seal_put_u64(out, kr->head_seq);
-	buf_append(out, kr->head_chain, SEAL_KEY_LEN);
-	seal_put_u64(out, kr->live);
-	seal_put_u64(out, kr->live_bytes);
+	for (int st = 0; st < SEAL_NSTORES; st++) {
+		const struct seal_chain *c = &kr->chains[st];
+		seal_put_u64(out, c->base_seq);
+		buf_append(out, c->base_chain, SEAL_KEY_LEN);
+		seal_put_u64(out, c->head_seq);
+		buf_append(out, c->head_chain, SEAL_KEY_LEN);
+		seal_put_u64(out, c->live);
+		seal_put_u64(out, c->live_bytes);
+	}
 	buf_append(out, kr->mac, SEAL_KEY_LEN);
 }
 
@@ -131,12 +134,17 @@ static int decode(struct reader *r, const char *jid, struct seal_keyring *kr)
 				      SEAL_NONCE_LEN + (size_t)SEAL_KEY_LEN * n +
 				      SEAL_TAG_LEN) != 0)
 				return -1;
-	if (take_u64(r, &kr->base_seq) != 0 ||
-	    take_copy(r, kr->base_chain, SEAL_KEY_LEN) != 0 ||
-	    take_u64(r, &kr->head_seq) != 0 ||
-	    take_copy(r, kr->head_chain, SEAL_KEY_LEN) != 0 ||
-	    take_u64(r, &kr->live) != 0 || take_u64(r, &kr->live_bytes) != 0 ||
-	    take_copy(r, kr->mac, SEAL_KEY_LEN) != 0)
+	for (int st = 0; st < SEAL_NSTORES; st++) {
+		struct seal_chain *c = &kr->chains[st];
+		if (take_u64(r, &c->base_seq) != 0 ||
+		    take_copy(r, c->base_chain, SEAL_KEY_LEN) != 0 ||
+		    take_u64(r, &c->head_seq) != 0 ||
+		    take_copy(r, c->head_chain, SEAL_KEY_LEN) != 0 ||
+		    take_u64(r, &c->live) != 0 ||
+		    take_u64(r, &c->live_bytes) != 0)
+			return -1;
+	}
+	if (take_copy(r, kr->mac, SEAL_KEY_LEN) != 0)
 		return -1;
 	/* Trailing bytes would make two encodings of one keyring. Values
 	 * (base > head, say) are the row MAC's and the walk's business. */

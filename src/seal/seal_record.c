@@ -46,37 +46,70 @@ int seal_record_open(struct seal_unlocked *u, const char *jid,
 	return 0;
 }
 
+/* The per-store labels of the chain and tomb MACs (seal.h). */
+static const char *chain_label(enum seal_store store)
+{
+	switch (store) {
+	case SEAL_STORE_OFFLINE: return "roost/v1/chain";
+	case SEAL_STORE_ARCHIVE: return "roost/v1/archive/chain";
+	}
+	return NULL;
+}
+
+static const char *tomb_label(enum seal_store store)
+{
+	switch (store) {
+	case SEAL_STORE_OFFLINE: return "roost/v1/tomb";
+	case SEAL_STORE_ARCHIVE: return "roost/v1/archive/tomb";
+	}
+	return NULL;
+}
+
+int seal_record_chain_begin(struct seal_mac *m, const struct seal_keys *keys,
+			    const char *jid, enum seal_store store,
+			    const struct seal_record *rec)
+{
+	const char *label = chain_label(store);
+
+	if (label == NULL || seal_jid_ok(jid) != 0 ||
+	    (rec->ct == NULL && rec->ct_len > 0))
+		return -1;
+	if (seal_mac_begin(m, keys, SEAL_MAC_CHAIN, label) != 0)
+		return -1;
+	seal_mac_lp_str(m, jid);
+	seal_mac_u64(m, rec->seq);
+	seal_mac_u64(m, (uint64_t)rec->stamp);
+	seal_mac_u64(m, rec->key_id);
+	seal_mac_raw(m, rec->epk, SEAL_KEY_LEN);
+	seal_mac_raw(m, rec->nonce, SEAL_NONCE_LEN);
+	seal_mac_lp(m, rec->ct, rec->ct_len);
+	return 0;
+}
+
 int seal_record_chain(const struct seal_keys *keys, const char *jid,
-		      const struct seal_record *rec,
+		      enum seal_store store, const struct seal_record *rec,
 		      const unsigned char prev_chain[SEAL_KEY_LEN],
 		      unsigned char out[SEAL_KEY_LEN])
 {
 	struct seal_mac m;
 
-	if (seal_jid_ok(jid) != 0 || (rec->ct == NULL && rec->ct_len > 0))
+	if (seal_record_chain_begin(&m, keys, jid, store, rec) != 0)
 		return -1;
-	if (seal_mac_begin(&m, keys, SEAL_MAC_CHAIN, "roost/v1/chain") != 0)
-		return -1;
-	seal_mac_lp_str(&m, jid);
-	seal_mac_u64(&m, rec->seq);
-	seal_mac_u64(&m, (uint64_t)rec->stamp);
-	seal_mac_u64(&m, rec->key_id);
-	seal_mac_raw(&m, rec->epk, SEAL_KEY_LEN);
-	seal_mac_raw(&m, rec->nonce, SEAL_NONCE_LEN);
-	seal_mac_lp(&m, rec->ct, rec->ct_len);
 	seal_mac_raw(&m, prev_chain, SEAL_KEY_LEN);
 	return seal_mac_end(&m, out);
 }
 
 int seal_record_tomb(const struct seal_keys *keys, const char *jid,
-		     uint64_t seq, const unsigned char chain[SEAL_KEY_LEN],
+		     enum seal_store store, uint64_t seq,
+		     const unsigned char chain[SEAL_KEY_LEN],
 		     unsigned char out[SEAL_KEY_LEN])
 {
+	const char *label = tomb_label(store);
 	struct seal_mac m;
 
-	if (seal_jid_ok(jid) != 0)
+	if (label == NULL || seal_jid_ok(jid) != 0)
 		return -1;
-	if (seal_mac_begin(&m, keys, SEAL_MAC_TOMB, "roost/v1/tomb") != 0)
+	if (seal_mac_begin(&m, keys, SEAL_MAC_TOMB, label) != 0)
 		return -1;
 	seal_mac_lp_str(&m, jid);
 	seal_mac_u64(&m, seq);
@@ -85,12 +118,12 @@ int seal_record_tomb(const struct seal_keys *keys, const char *jid,
 }
 
 int seal_record_wipe(const struct seal_keys *keys, const char *jid,
-		     struct seal_record *rec)
+		     enum seal_store store, struct seal_record *rec)
 {
 	unsigned char tomb[SEAL_KEY_LEN];
 
-	if (rec->wiped || seal_record_tomb(keys, jid, rec->seq, rec->chain,
-					   tomb) != 0)
+	if (rec->wiped || seal_record_tomb(keys, jid, store, rec->seq,
+					   rec->chain, tomb) != 0)
 		return -1;
 	if (rec->ct != NULL)
 		xfree_secret(rec->ct, rec->ct_len);
@@ -98,4 +131,31 @@ int seal_record_wipe(const struct seal_keys *keys, const char *jid,
 	rec->wiped = true;
 	memcpy(rec->tomb, tomb, SEAL_KEY_LEN);
 	return 0;
+}
+
+int seal_aux_mac(const struct seal_keys *keys, const char *jid,
+		 const char *kind, const void *data, size_t len,
+		 unsigned char out[SEAL_KEY_LEN])
+{
+	struct seal_mac m;
+
+	if (seal_jid_ok(jid) != 0 || kind == NULL || (data == NULL && len > 0))
+		return -1;
+	if (seal_mac_begin(&m, keys, SEAL_MAC_ROW, "roost/v1/aux") != 0)
+		return -1;
+	seal_mac_lp_str(&m, jid);
+	seal_mac_lp_str(&m, kind);
+	seal_mac_lp(&m, data, len);
+	return seal_mac_end(&m, out);
+}
+
+int seal_aux_check(const struct seal_keys *keys, const char *jid,
+		   const char *kind, const void *data, size_t len,
+		   const unsigned char mac[SEAL_KEY_LEN])
+{
+	unsigned char want[SEAL_KEY_LEN];
+
+	if (seal_aux_mac(keys, jid, kind, data, len, want) != 0)
+		return -1;
+	return CRYPTO_memcmp(want, mac, SEAL_KEY_LEN) == 0 ? 0 : -1;
 }

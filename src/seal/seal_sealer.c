@@ -241,7 +241,8 @@ int seal_record_seal(struct seal_sealer *s, const struct seal_keys *keys,
 	aad_len = seal_record_aad(jid, seq, stamp, key_id, aad);
 	if (RAND_bytes(rec.nonce + 8, SEAL_NONCE_LEN - 8) != 1 ||
 	    seal_aead_seal(k, rec.nonce, aad, aad_len, plaintext, len, rec.ct) != 0 ||
-	    seal_record_chain(keys, jid, &rec, prev_chain, rec.chain) != 0) {
+	    seal_record_chain(keys, jid, store, &rec, prev_chain,
+			      rec.chain) != 0) {
 		OPENSSL_cleanse(k, sizeof(k));
 		seal_record_clear(&rec);
 		unclaim(s, jid, store, seq);

@@ -1,13 +1,16 @@
-/* The verification walk (DESIGN §5): which stored records are genuine.
+/* The verification walk (DESIGN §5): which stored records of one store
+ * (offline or archive) are genuine.
  *
  * The one fact everything rests on: without k_chain nobody can produce a
- * value HMAC(k_chain, "roost/v1/chain" || lp(JID) || seq || stamp ||
- * key id || epk || nonce || lp(ct) || P). The server computes it once,
- * when it seals that record at that seq, with P = the authentic chain of
- * seq-1 (the row is checked before every seal). So a live record whose
- * stored chain matches for some P is the server's deposit at that seq for
- * that JID, whatever P we had to try. Likewise a valid tomb proves that
- * the server wiped seq s whose chain was the stored value.
+ * value HMAC(k_chain, chain label of the store || lp(JID) || seq || stamp
+ * || key id || epk || nonce || lp(ct) || P). The server computes it once,
+ * when it seals that record at that seq in that store, with P = the
+ * authentic chain of seq-1 (the row is checked before every seal). So a
+ * live record whose stored chain matches for some P is the server's
+ * deposit at that seq for that JID and store, whatever P we had to try.
+ * Likewise a valid tomb proves that the server wiped seq s of that store
+ * whose chain was the stored value. A record moved from the other store
+ * verifies nowhere here (its chain was made under the other label).
  *
  * Authentic chain values of seq s-1 (set A) are: base_chain when s-1 is
  * the base, the stored chain of a record at s-1 that verified, and the
@@ -85,6 +88,7 @@ struct prev {
 struct walk {
 	const struct seal_keys *keys;
 	const char *jid;
+	enum seal_store store;
 	const struct seal_record *recs;
 	size_t n;
 	struct ent *ents;
@@ -149,16 +153,7 @@ static int try_link(struct walk *w, struct seal_mac *prefix,
 static int chain_prefix(struct walk *w, const struct seal_record *rec,
 			struct seal_mac *m)
 {
-	if (seal_mac_begin(m, w->keys, SEAL_MAC_CHAIN, "roost/v1/chain") != 0)
-		return -1;
-	seal_mac_lp_str(m, w->jid);
-	seal_mac_u64(m, rec->seq);
-	seal_mac_u64(m, (uint64_t)rec->stamp);
-	seal_mac_u64(m, rec->key_id);
-	seal_mac_raw(m, rec->epk, SEAL_KEY_LEN);
-	seal_mac_raw(m, rec->nonce, SEAL_NONCE_LEN);
-	seal_mac_lp(m, rec->ct, rec->ct_len);
-	return 0;
+	return seal_record_chain_begin(m, w->keys, w->jid, w->store, rec);
 }
 
 /* The outcome of checking one record. */
@@ -259,7 +254,8 @@ static void check_wiped(struct walk *w, const struct seal_record *rec,
 	unsigned char want[SEAL_KEY_LEN];
 
 	memset(c, 0, sizeof(*c));
-	if (seal_record_tomb(w->keys, w->jid, rec->seq, rec->chain, want) != 0) {
+	if (seal_record_tomb(w->keys, w->jid, w->store, rec->seq, rec->chain,
+			     want) != 0) {
 		w->err = 1;
 		return;
 	}
@@ -273,7 +269,7 @@ void seal_findings_free(struct seal_findings *f)
 	memset(f, 0, sizeof(*f));
 }
 
-static bool anchors_equal(const struct seal_anchor *a, const struct seal_anchor *b)
+static bool anchors_equal(const struct seal_chain *a, const struct seal_chain *b)
 {
 	return a->base_seq == b->base_seq && a->head_seq == b->head_seq &&
 	       a->live == b->live && a->live_bytes == b->live_bytes &&
@@ -282,10 +278,11 @@ static bool anchors_equal(const struct seal_anchor *a, const struct seal_anchor 
 }
 
 int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
-		const struct seal_record *recs, size_t nrecs,
-		const struct seal_anchor *mem, struct seal_findings *out)
+		enum seal_store store, const struct seal_record *recs,
+		size_t nrecs, const struct seal_chain *mem,
+		struct seal_findings *out)
 {
-	struct seal_anchor row, a;
+	struct seal_chain row, a;
 	struct walk w;
 	struct prev *pair, *prev, *cur;
 	struct check *checks;
@@ -295,6 +292,8 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 	bool head_present = false;
 
 	memset(out, 0, sizeof(*out));
+	if (seal_store_label(store) == NULL)
+		return -1;
 	out->nrecs = nrecs;
 	out->state = xcalloc(nrecs ? nrecs : 1, sizeof(*out->state));
 	if (seal_jid_ok(kr->jid) != 0) {
@@ -309,16 +308,16 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 	row_ok = seal_keyring_mac_check(keys, kr) == 0;
 	if (!row_ok)
 		add(out, SEAL_F_BAD_ROW_MAC, 0, 1, SIZE_MAX);
-	seal_anchor_of(kr, &row);
+	seal_anchor_of(kr, store, &row);
 	a = mem != NULL ? *mem : row;
 	if (mem != NULL && !anchors_equal(mem, &row))
-		add(out, SEAL_F_ROLLBACK, kr->head_seq, 1, SIZE_MAX);
+		add(out, SEAL_F_ROLLBACK, row.head_seq, 1, SIZE_MAX);
 	trusted = row_ok || mem != NULL;
 	compacting = row_ok && (mem == NULL || anchors_equal(mem, &row));
 	out->compact_seq = a.base_seq;
 	memcpy(out->compact_chain, a.base_chain, SEAL_KEY_LEN);
 
-	w = (struct walk){ keys, kr->jid, recs, nrecs, NULL, out,
+	w = (struct walk){ keys, kr->jid, store, recs, nrecs, NULL, out,
 			   16 * nrecs + 256, 0 };
 	w.ents = xmalloc((nrecs ? nrecs : 1) * sizeof(*w.ents));
 	for (size_t i = 0; i < nrecs; i++)

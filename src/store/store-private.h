@@ -14,10 +14,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "seal/seal.h"
 #include "store/store.h"
 
 struct arena;
 struct hashmap;
+struct store_archive_row;
+struct store_prefs_row;
 struct seal_keys;
 struct seal_record;
 struct seal_sealer;
@@ -34,9 +37,10 @@ struct store {
 	const struct seal_keys *seal_keys;
 	struct seal_sealer *sealer;
 	int64_t sealer_rotated_us;
-	/* "local@domain" -> struct seal_anchor: each user's last committed
-	 * or verified row state, so that rolling a store back to an earlier
-	 * genuine state is caught while the process runs (DESIGN §5). */
+	/* "local@domain" -> each user's last committed or verified chain
+	 * state per sealed store (store_anchor_get), so that rolling a store
+	 * back to an earlier genuine state is caught while the process runs
+	 * (DESIGN §5). */
 	struct hashmap *anchors;
 };
 
@@ -48,6 +52,38 @@ void store_submit(struct store *st, void (*work)(void *arg),
 
 /* Frees the sealing state (at close, after the worker stopped). */
 void store_offline_cleanup(struct store *st);
+
+/* Shared by the sealed stores (store_offline.c, store_archive.c); worker
+ * thread only.
+ *
+ * keyring_read: reads and decodes the user's keyring row. Returns 1, 0
+ * (no keyring) or -1. With check_mac, a row whose MAC fails is -1 (and
+ * logged): it must never be sealed to or changed.
+ * keyring_write: encodes and writes it (in the caller's transaction).
+ * anchor_get: the user's last committed or verified chain state of
+ * `store`, or NULL if this process has none yet.
+ * anchor_set: records kr's chain of `store` as that state (after a
+ * commit, or after a clean walk).
+ * anchor_matches: false if the row's chain of `store` is not the one this
+ * process last committed: the store was rolled back under us, and sealing
+ * onto it would bless the old state.
+ * sealer_maybe_rotate: a new ephemeral pair every few hours.
+ * log_findings: one warning per finding, naming the store. */
+int store_keyring_read(struct store *st, const char *local,
+		       const char *domain, const char *jid, bool check_mac,
+		       struct seal_keyring *kr, const char **error_r);
+int store_keyring_write(struct store *st, const char *local,
+			const char *domain, const struct seal_keyring *kr,
+			const char **error_r);
+const struct seal_chain *store_anchor_get(struct store *st, const char *jid,
+					  enum seal_store store);
+void store_anchor_set(struct store *st, const char *jid,
+		      enum seal_store store, const struct seal_keyring *kr);
+bool store_anchor_matches(struct store *st, const char *jid,
+			  enum seal_store store, const struct seal_keyring *kr);
+void store_sealer_maybe_rotate(struct store *st);
+void store_log_findings(const char *jid, enum seal_store store,
+			const struct seal_findings *f);
 
 /* Credential MACs (DESIGN §5, k_cred), for backends: fills macs[h] for
  * every hash with credentials and returns 0, or -1 when the store has no
@@ -126,6 +162,61 @@ struct store_backend {
 	int (*offline_delete)(struct store *st, const char *local,
 			      const char *domain, uint64_t upto,
 			      const char **error_r);
+
+	/* The archive's primitives (store_archive.c drives them), as the
+	 * offline ones plus the clear metadata of each record. list: every
+	 * row of the user by seq; free with store_archive_rows_free. */
+	int (*archive_list)(struct store *st, const char *local,
+			    const char *domain, struct store_archive_row **rows_r,
+			    size_t *n_r, const char **error_r);
+	int (*archive_insert)(struct store *st, const char *local,
+			      const char *domain,
+			      const struct store_archive_row *row,
+			      const char **error_r);
+	int (*archive_wipe)(struct store *st, const char *local,
+			    const char *domain, uint64_t seq,
+			    const unsigned char tomb[32], const char **error_r);
+	int (*archive_delete)(struct store *st, const char *local,
+			      const char *domain, uint64_t upto,
+			      const char **error_r);
+	/* 1 if a row carries this stanza_id, 0 if none, -1 error. */
+	int (*archive_has_id)(struct store *st, const char *local,
+			      const char *domain, const char *stanza_id,
+			      const char **error_r);
+	/* 1 found (strings in pool), 0 none, -1 error. */
+	int (*archive_prefs_get)(struct store *st, const char *local,
+				 const char *domain, struct arena *pool,
+				 struct store_prefs_row *row_r,
+				 const char **error_r);
+	int (*archive_prefs_put)(struct store *st, const char *local,
+				 const char *domain,
+				 const struct store_prefs_row *row,
+				 const char **error_r);
+	/* 1 if contact is an item of owner's roster that is not hidden, 0
+	 * if not, -1 error. */
+	int (*roster_has)(struct store *st, const char *owner,
+			  const char *contact, const char **error_r);
+};
+
+/* One archive row: the sealed record and its clear metadata. From
+ * archive_list every pointer is xmalloc'd; for archive_insert they are
+ * the caller's. meta = seal_aux_mac(jid, "archive-meta", u64 seq ||
+ * chain || lp(stanza_id) || lp(with) || u64 outgoing). */
+struct store_archive_row {
+	struct seal_record rec;
+	char *with;
+	char *stanza_id;
+	bool outgoing;
+	unsigned char meta[32];
+};
+void store_archive_rows_free(struct store_archive_row *rows, size_t n);
+
+/* The preferences row: mode "roster" | "always" | "never", the lists as
+ * newline-separated bare JIDs, and seal_aux_mac(jid, "archive-prefs",
+ * lp(mode) || lp(always) || lp(never)). */
+struct store_prefs_row {
+	const char *mode, *always, *never;
+	unsigned char mac[32];
 };
 
 extern const struct store_backend store_backend_sqlite;

@@ -131,21 +131,58 @@ void store_offline_cleanup(struct store *st)
 	}
 }
 
-static const struct seal_anchor *anchor_get(struct store *st, const char *jid)
+/* The value of st->anchors: one anchor per store of the user, each set
+ * once this process has committed or cleanly verified that store. */
+struct user_anchors {
+	struct seal_chain chain[SEAL_NSTORES];
+	bool set[SEAL_NSTORES];
+};
+
+const struct seal_chain *store_anchor_get(struct store *st, const char *jid,
+					  enum seal_store store)
 {
-	return hashmap_get(st->anchors, jid);
+	const struct user_anchors *a = hashmap_get(st->anchors, jid);
+
+	return a != NULL && a->set[store] ? &a->chain[store] : NULL;
+}
+
+void store_anchor_set(struct store *st, const char *jid,
+		      enum seal_store store, const struct seal_keyring *kr)
+{
+	struct user_anchors *a = hashmap_get(st->anchors, jid);
+
+	if (a == NULL) {
+		a = xcalloc(1, sizeof(*a));
+		hashmap_put(st->anchors, jid, a);
+	}
+	seal_anchor_of(kr, store, &a->chain[store]);
+	a->set[store] = true;
+}
+
+bool store_anchor_matches(struct store *st, const char *jid,
+			  enum seal_store store, const struct seal_keyring *kr)
+{
+	const struct seal_chain *a = store_anchor_get(st, jid, store);
+	struct seal_chain now;
+
+	if (a == NULL)
+		return true;
+	seal_anchor_of(kr, store, &now);
+	return a->base_seq == now.base_seq && a->head_seq == now.head_seq &&
+	       a->live == now.live && a->live_bytes == now.live_bytes &&
+	       CRYPTO_memcmp(a->head_chain, now.head_chain, SEAL_KEY_LEN) == 0 &&
+	       CRYPTO_memcmp(a->base_chain, now.base_chain, SEAL_KEY_LEN) == 0;
+}
+
+static const struct seal_chain *anchor_get(struct store *st, const char *jid)
+{
+	return store_anchor_get(st, jid, SEAL_STORE_OFFLINE);
 }
 
 static void anchor_set(struct store *st, const char *jid,
 		       const struct seal_keyring *kr)
 {
-	struct seal_anchor *a = hashmap_get(st->anchors, jid);
-
-	if (a == NULL) {
-		a = xmalloc(sizeof(*a));
-		hashmap_put(st->anchors, jid, a);
-	}
-	seal_anchor_of(kr, a);
+	store_anchor_set(st, jid, SEAL_STORE_OFFLINE, kr);
 }
 
 /* The row must be the one this process last committed: otherwise the store
@@ -153,19 +190,10 @@ static void anchor_set(struct store *st, const char *jid,
 static bool anchor_matches(struct store *st, const char *jid,
 			   const struct seal_keyring *kr)
 {
-	const struct seal_anchor *a = anchor_get(st, jid);
-	struct seal_anchor now;
-
-	if (a == NULL)
-		return true;
-	seal_anchor_of(kr, &now);
-	return a->base_seq == now.base_seq && a->head_seq == now.head_seq &&
-	       a->live == now.live && a->live_bytes == now.live_bytes &&
-	       CRYPTO_memcmp(a->head_chain, now.head_chain, SEAL_KEY_LEN) == 0 &&
-	       CRYPTO_memcmp(a->base_chain, now.base_chain, SEAL_KEY_LEN) == 0;
+	return store_anchor_matches(st, jid, SEAL_STORE_OFFLINE, kr);
 }
 
-static void maybe_rotate(struct store *st)
+void store_sealer_maybe_rotate(struct store *st)
 {
 	int64_t now = seal_now_us();
 
@@ -175,53 +203,69 @@ static void maybe_rotate(struct store *st)
 	}
 }
 
-/* Reads and decodes the keyring row. Returns 1, 0 (no keyring) or -1.
- * With check_mac, a row whose MAC fails is -1 (and logged): it must never
- * be sealed to or changed. */
-static int read_keyring(struct off_req *r, struct seal_keyring *kr,
-			bool check_mac)
+int store_keyring_read(struct store *st, const char *local,
+		       const char *domain, const char *jid, bool check_mac,
+		       struct seal_keyring *kr, const char **error_r)
 {
-	struct store *st = r->st;
 	struct arena *pool = arena_new(0);
 	const void *blob;
 	size_t len;
 	int got;
 
-	got = st->backend->keyring_get(st, r->local, r->domain, pool, &blob,
-				       &len, &r->error);
-	if (got == 1 && seal_keyring_decode(blob, len, r->jid, kr) < 0) {
-		log_error("store: %s: the keyring row is corrupt", r->jid);
-		r->error = "corrupt keyring row";
+	got = st->backend->keyring_get(st, local, domain, pool, &blob, &len,
+				       error_r);
+	if (got == 1 && seal_keyring_decode(blob, len, jid, kr) < 0) {
+		log_error("store: %s: the keyring row is corrupt", jid);
+		*error_r = "corrupt keyring row";
 		got = -1;
 	}
 	if (got == 1 && check_mac &&
 	    seal_keyring_mac_check(st->seal_keys, kr) < 0) {
-		log_error("store: %s: the keyring row fails its MAC", r->jid);
-		r->error = "keyring row fails its MAC";
+		log_error("store: %s: the keyring row fails its MAC", jid);
+		*error_r = "keyring row fails its MAC";
 		got = -1;
 	}
 	arena_free(pool);
 	return got;
 }
 
-static int write_keyring(struct off_req *r, const struct seal_keyring *kr)
+int store_keyring_write(struct store *st, const char *local,
+			const char *domain, const struct seal_keyring *kr,
+			const char **error_r)
 {
 	struct buf b = BUF_INIT;
 	int ret;
 
 	seal_keyring_encode(kr, &b);
-	ret = r->st->backend->keyring_put(r->st, r->local, r->domain, b.data,
-					  b.len, &r->error);
+	ret = st->backend->keyring_put(st, local, domain, b.data, b.len,
+				       error_r);
 	buf_free(&b);
 	return ret;
 }
 
-static void log_findings(const char *jid, const struct seal_findings *f)
+void store_log_findings(const char *jid, enum seal_store store,
+			const struct seal_findings *f)
 {
 	for (size_t i = 0; i < f->n; i++)
-		log_warn("store: %s: offline store: seq %llu: %s", jid,
+		log_warn("store: %s: %s store: seq %llu: %s", jid,
+			 seal_store_label(store),
 			 (unsigned long long)f->v[i].seq,
 			 seal_finding_name(f->v[i].kind));
+}
+
+/* Reads and decodes the keyring row. Returns 1, 0 (no keyring) or -1.
+ * With check_mac, a row whose MAC fails is -1 (and logged): it must never
+ * be sealed to or changed. */
+static int read_keyring(struct off_req *r, struct seal_keyring *kr,
+			bool check_mac)
+{
+	return store_keyring_read(r->st, r->local, r->domain, r->jid,
+				  check_mac, kr, &r->error);
+}
+
+static int write_keyring(struct off_req *r, const struct seal_keyring *kr)
+{
+	return store_keyring_write(r->st, r->local, r->domain, kr, &r->error);
 }
 
 /* Reads the keyring and every record, then walks them. Returns 1 when the
@@ -239,14 +283,14 @@ static int read_and_walk(struct off_req *r, struct seal_keyring *kr,
 	if (be->offline_list(st, r->local, r->domain, &r->recs, &r->nrecs,
 			     &r->error) < 0)
 		return -1;
-	rc = seal_verify(st->seal_keys, kr, r->recs, r->nrecs,
-			 anchor_get(st, r->jid), &r->findings);
+	rc = seal_verify(st->seal_keys, kr, SEAL_STORE_OFFLINE, r->recs,
+			 r->nrecs, anchor_get(st, r->jid), &r->findings);
 	if (rc < 0) {
 		r->error = "verification failed to run";
 		return -1;
 	}
 	if (rc == 1)
-		log_findings(r->jid, &r->findings);
+		store_log_findings(r->jid, SEAL_STORE_OFFLINE, &r->findings);
 	else if (anchor_get(st, r->jid) == NULL)
 		anchor_set(st, r->jid, kr); /* first clean sight since start */
 	return 1;
@@ -259,12 +303,13 @@ static void deposit_work(struct off_req *r)
 	struct store *st = r->st;
 	const struct store_backend *be = st->backend;
 	struct seal_keyring kr;
+	const struct seal_chain *oc = &kr.chains[SEAL_STORE_OFFLINE];
 	struct seal_record rec;
 	uint64_t seq = 0;
 	int got;
 
 	memset(&rec, 0, sizeof(rec));
-	maybe_rotate(st);
+	store_sealer_maybe_rotate(st);
 	if (be->tx_begin(st, true, &r->error) < 0)
 		goto fail;
 	got = read_keyring(r, &kr, true);
@@ -280,21 +325,22 @@ static void deposit_work(struct off_req *r)
 		r->error = "store rolled back";
 		goto fail_rollback;
 	}
-	if ((r->max_count != 0 && kr.live >= r->max_count) ||
+	if ((r->max_count != 0 && oc->live >= r->max_count) ||
 	    (r->max_bytes != 0 &&
-	     kr.live_bytes + r->len + SEAL_TAG_LEN > r->max_bytes)) {
+	     oc->live_bytes + r->len + SEAL_TAG_LEN > r->max_bytes)) {
 		r->result = 1;
 		goto rollback;
 	}
-	seq = kr.head_seq + 1;
+	seq = oc->head_seq + 1;
 	if (seal_record_seal(st->sealer, st->seal_keys, r->jid,
 			     SEAL_STORE_OFFLINE, kr.pk, kr.key_id, seq,
-			     r->stamp, kr.head_chain, r->pt, r->len, &rec) < 0) {
+			     r->stamp, oc->head_chain, r->pt, r->len, &rec) < 0) {
 		r->error = "sealing failed";
 		goto fail_rollback;
 	}
 	if (be->offline_insert(st, r->local, r->domain, &rec, &r->error) < 0 ||
-	    seal_keyring_note_seal(st->seal_keys, &kr, &rec) < 0 ||
+	    seal_keyring_note_seal(st->seal_keys, &kr, SEAL_STORE_OFFLINE,
+				   &rec) < 0 ||
 	    write_keyring(r, &kr) < 0 ||
 	    be->tx_commit(st, &r->error) < 0) {
 		if (r->error == NULL)
@@ -320,6 +366,21 @@ out:
 }
 
 /* ---- load and verify ---- */
+
+/* Distinct seqs the walk found no record for: deleted messages, which
+ * the user is told about by number. */
+static size_t count_missing(const struct seal_findings *f)
+{
+	size_t n = 0;
+	uint64_t last = 0;
+
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].kind == SEAL_F_MISSING && f->v[i].seq != last) {
+			last = f->v[i].seq;
+			n++;
+		}
+	return n;
+}
 
 static void load_work(struct off_req *r)
 {
@@ -363,8 +424,9 @@ static void load_work(struct off_req *r)
 	}
 	o->genuine = r->genuine;
 	o->nfindings = r->findings.n;
-	o->live = kr.live;
-	o->live_bytes = kr.live_bytes;
+	o->nmissing = count_missing(&r->findings);
+	o->live = kr.chains[SEAL_STORE_OFFLINE].live;
+	o->live_bytes = kr.chains[SEAL_STORE_OFFLINE].live_bytes;
 	r->result = 0;
 }
 
@@ -415,13 +477,14 @@ static long find_seq(const struct seal_record *recs, size_t n, uint64_t seq)
 static int compact(struct off_req *r, struct seal_keyring *kr)
 {
 	struct store *st = r->st;
-	uint64_t k = kr->base_seq;
-	const unsigned char *chain = kr->base_chain;
+	const struct seal_chain *oc = &kr->chains[SEAL_STORE_OFFLINE];
+	uint64_t k = oc->base_seq;
+	const unsigned char *chain = oc->base_chain;
 
 	for (size_t i = 0; i < r->nrecs; i++) {
 		const struct seal_record *rec = &r->recs[i];
 
-		if (rec->seq <= kr->base_seq)
+		if (rec->seq <= oc->base_seq)
 			continue;
 		if (rec->seq != k + 1 || r->findings.state[i] != SEAL_REC_WIPED ||
 		    (i + 1 < r->nrecs && r->recs[i + 1].seq == rec->seq))
@@ -429,11 +492,12 @@ static int compact(struct off_req *r, struct seal_keyring *kr)
 		k = rec->seq;
 		chain = rec->chain;
 	}
-	if (k == kr->base_seq)
+	if (k == oc->base_seq)
 		return 0;
 	if (st->backend->offline_delete(st, r->local, r->domain, k, &r->error) < 0)
 		return -1;
-	return seal_keyring_note_compact(st->seal_keys, kr, k, chain);
+	return seal_keyring_note_compact(st->seal_keys, kr, SEAL_STORE_OFFLINE,
+					 k, chain);
 }
 
 static void remove_work(struct off_req *r)
@@ -458,10 +522,12 @@ static void remove_work(struct off_req *r)
 		if (i < 0 || r->findings.state[i] != SEAL_REC_GENUINE)
 			continue;
 		rec = &r->recs[i];
-		if (seal_record_wipe(st->seal_keys, r->jid, rec) < 0 ||
+		if (seal_record_wipe(st->seal_keys, r->jid, SEAL_STORE_OFFLINE,
+				     rec) < 0 ||
 		    be->offline_wipe(st, r->local, r->domain, rec->seq, rec->tomb,
 				     &r->error) < 0 ||
-		    seal_keyring_note_wipe(st->seal_keys, &kr, rec->ct_len) < 0)
+		    seal_keyring_note_wipe(st->seal_keys, &kr, SEAL_STORE_OFFLINE,
+					   rec->ct_len) < 0)
 			goto fail_rollback;
 		r->findings.state[i] = SEAL_REC_WIPED;
 	}
@@ -484,6 +550,7 @@ static void purge_work(struct off_req *r)
 	struct store *st = r->st;
 	const struct store_backend *be = st->backend;
 	struct seal_keyring kr;
+	struct seal_chain *oc = &kr.chains[SEAL_STORE_OFFLINE];
 
 	if (be->tx_begin(st, true, &r->error) < 0)
 		goto fail;
@@ -491,10 +558,10 @@ static void purge_work(struct off_req *r)
 		goto fail_rollback;
 	/* The chain restarts at the authenticated head: records up to it
 	 * are gone, and anything above it was never ours. */
-	kr.base_seq = kr.head_seq;
-	memcpy(kr.base_chain, kr.head_chain, SEAL_KEY_LEN);
-	kr.live = 0;
-	kr.live_bytes = 0;
+	oc->base_seq = oc->head_seq;
+	memcpy(oc->base_chain, oc->head_chain, SEAL_KEY_LEN);
+	oc->live = 0;
+	oc->live_bytes = 0;
 	if (be->offline_delete(st, r->local, r->domain, UINT64_MAX,
 			       &r->error) < 0 ||
 	    seal_keyring_mac_update(st->seal_keys, &kr) < 0 ||

@@ -106,6 +106,40 @@ static const char *const migrations[] = {
 	/* Not UNIQUE: a duplicated seq is tampering for the walk to report,
 	 * not a constraint error that would hide the rest of the store. */
 	"CREATE INDEX offline_user ON offline (local, domain, seq);",
+	/* 2 -> 3: the sealed message archive (XEP-0313, DESIGN §5). As
+	 * offline, plus the clear metadata filtering needs (counterpart's
+	 * bare JID, stanza-id, direction) under the `meta` MAC. Queries walk
+	 * the user's rows by seq and filter after the walk, so no stamp
+	 * index: it would only slow the writes down. */
+	"CREATE TABLE archive ("
+	" local TEXT NOT NULL,"
+	" domain TEXT NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" stamp INTEGER NOT NULL,"
+	" with_jid TEXT NOT NULL,"
+	" stanza_id TEXT NOT NULL,"
+	" dir INTEGER NOT NULL,"
+	" key_id INTEGER NOT NULL,"
+	" epk BLOB NOT NULL,"
+	" nonce BLOB NOT NULL,"
+	" ct BLOB,"
+	" ct_len INTEGER NOT NULL,"
+	" chain BLOB NOT NULL,"
+	" tomb BLOB,"
+	" meta BLOB NOT NULL"
+	");"
+	/* Neither is UNIQUE, for the reason given for offline_user. */
+	"CREATE INDEX archive_user ON archive (local, domain, seq);"
+	"CREATE INDEX archive_sid ON archive (local, domain, stanza_id);"
+	"CREATE TABLE archive_prefs ("
+	" local TEXT NOT NULL,"
+	" domain TEXT NOT NULL,"
+	" mode TEXT NOT NULL,"
+	" always TEXT NOT NULL,"
+	" never TEXT NOT NULL,"
+	" mac BLOB NOT NULL,"
+	" PRIMARY KEY (local, domain)"
+	") WITHOUT ROWID;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -140,6 +174,16 @@ enum stmt_id {
 	STMT_OFFLINE_INSERT,
 	STMT_OFFLINE_WIPE,
 	STMT_OFFLINE_DELETE,
+	STMT_OWNER_ARCHIVE_DELETE,
+	STMT_OWNER_ARCHIVE_PREFS_DELETE,
+	STMT_ARCHIVE_LIST,
+	STMT_ARCHIVE_INSERT,
+	STMT_ARCHIVE_WIPE,
+	STMT_ARCHIVE_DELETE,
+	STMT_ARCHIVE_HAS_ID,
+	STMT_ARCHIVE_PREFS_GET,
+	STMT_ARCHIVE_PREFS_PUT,
+	STMT_ROSTER_HAS,
 	STMT_COUNT
 };
 
@@ -234,6 +278,40 @@ static const char *const stmt_sql[STMT_COUNT] = {
 		" WHERE local = ?1 AND domain = ?2 AND seq = ?3",
 	[STMT_OFFLINE_DELETE] =
 		"DELETE FROM offline WHERE local = ?1 AND domain = ?2 AND seq <= ?3",
+	[STMT_OWNER_ARCHIVE_DELETE] =
+		"DELETE FROM archive WHERE local = ?1 AND domain = ?2",
+	[STMT_OWNER_ARCHIVE_PREFS_DELETE] =
+		"DELETE FROM archive_prefs WHERE local = ?1 AND domain = ?2",
+	[STMT_ARCHIVE_LIST] =
+		"SELECT seq, stamp, key_id, epk, nonce, ct, ct_len, chain, tomb,"
+		" with_jid, stanza_id, dir, meta"
+		" FROM archive WHERE local = ?1 AND domain = ?2"
+		" ORDER BY seq, rowid",
+	[STMT_ARCHIVE_INSERT] =
+		"INSERT INTO archive (local, domain, seq, stamp, key_id, epk,"
+		" nonce, ct, ct_len, chain, tomb, with_jid, stanza_id, dir, meta)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12,"
+		" ?13, ?14)",
+	[STMT_ARCHIVE_WIPE] =
+		"UPDATE archive SET ct = NULL, tomb = ?4"
+		" WHERE local = ?1 AND domain = ?2 AND seq = ?3",
+	[STMT_ARCHIVE_DELETE] =
+		"DELETE FROM archive WHERE local = ?1 AND domain = ?2 AND seq <= ?3",
+	[STMT_ARCHIVE_HAS_ID] =
+		"SELECT 1 FROM archive"
+		" WHERE local = ?1 AND domain = ?2 AND stanza_id = ?3 LIMIT 1",
+	[STMT_ARCHIVE_PREFS_GET] =
+		"SELECT mode, always, never, mac FROM archive_prefs"
+		" WHERE local = ?1 AND domain = ?2",
+	[STMT_ARCHIVE_PREFS_PUT] =
+		"INSERT INTO archive_prefs (local, domain, mode, always, never, mac)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		" ON CONFLICT (local, domain) DO UPDATE SET mode = excluded.mode,"
+		" always = excluded.always, never = excluded.never,"
+		" mac = excluded.mac",
+	[STMT_ROSTER_HAS] =
+		"SELECT 1 FROM roster WHERE owner = ?1 AND contact = ?2"
+		" AND hidden = 0",
 };
 
 static const char *const sub_names[] = { "none", "to", "from", "both" };
@@ -498,6 +576,7 @@ static int sqlite_user_delete(struct store *st, const char *local,
 	};
 	static const enum stmt_id owned_split[] = {
 		STMT_OWNER_KEYRING_DELETE, STMT_OWNER_OFFLINE_DELETE,
+		STMT_OWNER_ARCHIVE_DELETE, STMT_OWNER_ARCHIVE_PREFS_DELETE,
 	};
 	struct sqlite_store *s = sqlite_store(st);
 	sqlite3_stmt *stmt;
@@ -977,6 +1056,208 @@ static int sqlite_offline_delete(struct store *st, const char *local,
 	return exec_stmt(s, STMT_OFFLINE_DELETE, error_r);
 }
 
+/* ---- the archive's primitives (store_archive.c drives them) ---- */
+
+static char *column_strdup(sqlite3_stmt *stmt, int col)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, col);
+
+	return xstrdup(t != NULL ? (const char *)t : "");
+}
+
+static int sqlite_archive_list(struct store *st, const char *local,
+			       const char *domain,
+			       struct store_archive_row **rows_r, size_t *n_r,
+			       const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_LIST);
+	struct store_archive_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_archive_row *row;
+		struct seal_record *r;
+
+		rows = xgrow(rows, &cap, n + 1, sizeof(*rows));
+		row = &rows[n++];
+		memset(row, 0, sizeof(*row));
+		r = &row->rec;
+		r->seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+		r->stamp = sqlite3_column_int64(stmt, 1);
+		r->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
+		column_fixed(stmt, 3, r->epk, sizeof(r->epk));
+		column_fixed(stmt, 4, r->nonce, sizeof(r->nonce));
+		if (sqlite3_column_type(stmt, 5) == SQLITE_NULL) {
+			r->wiped = true;
+			r->ct_len = (size_t)sqlite3_column_int64(stmt, 6);
+		} else {
+			int len = sqlite3_column_bytes(stmt, 5);
+			r->ct = xmalloc((size_t)len + 1);
+			if (len > 0)
+				memcpy(r->ct, sqlite3_column_blob(stmt, 5), (size_t)len);
+			r->ct_len = (size_t)len;
+		}
+		column_fixed(stmt, 7, r->chain, sizeof(r->chain));
+		column_fixed(stmt, 8, r->tomb, sizeof(r->tomb));
+		row->with = column_strdup(stmt, 9);
+		row->stanza_id = column_strdup(stmt, 10);
+		row->outgoing = sqlite3_column_int64(stmt, 11) != 0;
+		column_fixed(stmt, 12, row->meta, sizeof(row->meta));
+	}
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_DONE) {
+		store_archive_rows_free(rows, n);
+		return db_error(s, rc, "archive_list", error_r);
+	}
+	*rows_r = rows;
+	*n_r = n;
+	return 0;
+}
+
+static int sqlite_archive_insert(struct store *st, const char *local,
+				 const char *domain,
+				 const struct store_archive_row *row,
+				 const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_INSERT);
+	const struct seal_record *r = &row->rec;
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)r->seq);
+	sqlite3_bind_int64(stmt, 4, r->stamp);
+	sqlite3_bind_int64(stmt, 5, r->key_id);
+	sqlite3_bind_blob(stmt, 6, r->epk, sizeof(r->epk), SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 7, r->nonce, sizeof(r->nonce), SQLITE_STATIC);
+	sqlite3_bind_blob(stmt, 8, r->ct, (int)r->ct_len, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 9, (sqlite3_int64)r->ct_len);
+	sqlite3_bind_blob(stmt, 10, r->chain, sizeof(r->chain), SQLITE_STATIC);
+	bind_text(stmt, 11, row->with);
+	bind_text(stmt, 12, row->stanza_id);
+	sqlite3_bind_int(stmt, 13, row->outgoing ? 1 : 0);
+	sqlite3_bind_blob(stmt, 14, row->meta, sizeof(row->meta), SQLITE_STATIC);
+	return exec_stmt(s, STMT_ARCHIVE_INSERT, error_r);
+}
+
+static int sqlite_archive_wipe(struct store *st, const char *local,
+			       const char *domain, uint64_t seq,
+			       const unsigned char tomb[32],
+			       const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_WIPE);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
+	sqlite3_bind_blob(stmt, 4, tomb, 32, SQLITE_STATIC);
+	return exec_stmt(s, STMT_ARCHIVE_WIPE, error_r);
+}
+
+static int sqlite_archive_delete(struct store *st, const char *local,
+				 const char *domain, uint64_t upto,
+				 const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_DELETE);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, upto > INT64_MAX ? INT64_MAX : (sqlite3_int64)upto);
+	return exec_stmt(s, STMT_ARCHIVE_DELETE, error_r);
+}
+
+/* Runs a statement that returns at most one row: 1 row, 0 none, -1. */
+static int exists_stmt(struct sqlite_store *s, enum stmt_id id,
+		       const char **error_r)
+{
+	sqlite3_stmt *stmt = stmt_get(s, id);
+	int rc = sqlite3_step(stmt);
+
+	sqlite3_reset(stmt);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return db_error(s, rc, stmt_sql[id], error_r);
+}
+
+static int sqlite_archive_has_id(struct store *st, const char *local,
+				 const char *domain, const char *stanza_id,
+				 const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_HAS_ID);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	bind_text(stmt, 3, stanza_id);
+	return exists_stmt(s, STMT_ARCHIVE_HAS_ID, error_r);
+}
+
+static int sqlite_roster_has(struct store *st, const char *owner,
+			     const char *contact, const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ROSTER_HAS);
+
+	bind_text(stmt, 1, owner);
+	bind_text(stmt, 2, contact);
+	return exists_stmt(s, STMT_ROSTER_HAS, error_r);
+}
+
+static int sqlite_archive_prefs_get(struct store *st, const char *local,
+				    const char *domain, struct arena *pool,
+				    struct store_prefs_row *row_r,
+				    const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_PREFS_GET);
+	int rc, ret = 0;
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		const char *v[3];
+		for (int i = 0; i < 3; i++) {
+			const unsigned char *t = sqlite3_column_text(stmt, i);
+			v[i] = arena_strdup(pool, t ? (const char *)t : "");
+		}
+		row_r->mode = v[0];
+		row_r->always = v[1];
+		row_r->never = v[2];
+		column_fixed(stmt, 3, row_r->mac, sizeof(row_r->mac));
+		ret = 1;
+	} else if (rc != SQLITE_DONE) {
+		ret = db_error(s, rc, "archive_prefs_get", error_r);
+	}
+	sqlite3_reset(stmt);
+	return ret;
+}
+
+static int sqlite_archive_prefs_put(struct store *st, const char *local,
+				    const char *domain,
+				    const struct store_prefs_row *row,
+				    const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_PREFS_PUT);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	bind_text(stmt, 3, row->mode);
+	bind_text(stmt, 4, row->always);
+	bind_text(stmt, 5, row->never);
+	sqlite3_bind_blob(stmt, 6, row->mac, sizeof(row->mac), SQLITE_STATIC);
+	return exec_stmt(s, STMT_ARCHIVE_PREFS_PUT, error_r);
+}
+
 /* ---- open and close ---- */
 
 /* mkdir -p; directories it creates are private to the server's user. */
@@ -1194,4 +1475,12 @@ const struct store_backend store_backend_sqlite = {
 	.offline_insert = sqlite_offline_insert,
 	.offline_wipe = sqlite_offline_wipe,
 	.offline_delete = sqlite_offline_delete,
+	.archive_list = sqlite_archive_list,
+	.archive_insert = sqlite_archive_insert,
+	.archive_wipe = sqlite_archive_wipe,
+	.archive_delete = sqlite_archive_delete,
+	.archive_has_id = sqlite_archive_has_id,
+	.archive_prefs_get = sqlite_archive_prefs_get,
+	.archive_prefs_put = sqlite_archive_prefs_put,
+	.roster_has = sqlite_roster_has,
 };

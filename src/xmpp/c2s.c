@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -17,6 +18,7 @@
 #include "core/router.h"
 #include "core/session.h"
 #include "core/stanza.h"
+#include "net/addr_limit.h"
 #include "net/conn.h"
 #include "net/tls.h"
 #include "seal/seal.h"
@@ -71,6 +73,7 @@ static void c2s_free(struct c2s *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nstreams--;
+	addr_limit_release(srv->addr_limit, c->conn->peer_ip);
 	c2s_sasl_free(c);
 	seal_unlocked_free(c->unlocked);
 	if (c->timer)
@@ -170,22 +173,32 @@ static void conn_error(void *ctx, const char *why)
 
 void c2s_send_raw(struct c2s *c, const char *xml, size_t len)
 {
-	if (c->state == C2S_CLOSED || c->conn->closing)
+	struct timeval now = { 0, 0 };
+
+	if (c->state == C2S_CLOSED || c->conn->closing || c->outq_full)
 		return;
 	conn_write(c->conn, xml, len);
 	if (conn_output_pending(c->conn) > c->srv->cfg->max_outq) {
 		/* A client that does not read must not make us buffer
-		 * without bound. */
+		 * without bound. The stream ends from the timer, not from
+		 * here: the caller may be going through the account's
+		 * sessions or resending a queue, and ending the session
+		 * under it would free what it holds. Until then nothing
+		 * more is written; with stream management it stays queued
+		 * for resumption or rerouting. */
 		log_msg(LOG_WARN, c->log_ctx, "output queue over %zu bytes",
 			c->srv->cfg->max_outq);
-		c2s_finish(c, "output queue full");
+		c->outq_full = true;
+		event_add(c->timer, &now);
 	}
 }
 
 void c2s_send(struct c2s *c, const struct xml_node *stanza)
 {
-	if (c->session != NULL)
-		sm_stanza_out(c->session, stanza, false);
+	/* Queued only (not written) while a resumed session's backlog is
+	 * being resent: the order on the wire is the order of the queue. */
+	if (c->session != NULL && sm_stanza_out(c->session, stanza, false))
+		return;
 	c2s_send_unqueued(c, stanza);
 }
 
@@ -224,6 +237,17 @@ static void send_header(struct c2s *c)
 	c->header_sent = true;
 }
 
+/* How long a closing stream may take to flush its last bytes. */
+#define CLOSE_TIMEOUT_S 10
+
+static void arm_close_timeout(struct c2s *c)
+{
+	struct timeval tv = { CLOSE_TIMEOUT_S, 0 };
+
+	if (!c->outq_full)
+		event_add(c->timer, &tv);
+}
+
 void c2s_stream_error(struct c2s *c, const char *condition, const char *text)
 {
 	struct buf b = BUF_INIT;
@@ -240,6 +264,7 @@ void c2s_stream_error(struct c2s *c, const char *condition, const char *text)
 	c2s_send_raw(c, b.data, b.len);
 	buf_free(&b);
 	c2s_enter(c, C2S_CLOSING);
+	arm_close_timeout(c);
 	conn_close_after_flush(c->conn);
 }
 
@@ -253,6 +278,7 @@ void c2s_close(struct c2s *c, const char *why)
 		send_header(c);
 	c2s_send_raw(c, "</stream:stream>", 16);
 	c2s_enter(c, C2S_CLOSING);
+	arm_close_timeout(c);
 	conn_close_after_flush(c->conn);
 }
 
@@ -287,6 +313,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct c2s *c = arg;
 	const struct config *cfg = c->srv->cfg;
 
+	if (c->outq_full) {
+		c2s_finish(c, "output queue full");
+		return;
+	}
+	if (c->state == C2S_CLOSING) {
+		/* A peer that never reads would keep a closing stream (and
+		 * its buffers) forever. */
+		c2s_finish(c, "the peer did not take the stream's end");
+		return;
+	}
 	if (c->state < C2S_PRE_BIND) {
 		c2s_stream_error(c, "connection-timeout",
 				 "authentication took too long");
@@ -441,6 +477,23 @@ static void send_bind_result(struct c2s *c, struct xml_node *iq)
 	xml_free(res);
 }
 
+/* max_sessions_per_account: binding a resource in use replaces that
+ * session, so it does not add one. Sessions waiting to be resumed count:
+ * they hold as much as live ones. */
+static bool over_session_limit(struct c2s *c, const struct account *a,
+			       const char *resource)
+{
+	unsigned n = 0;
+
+	for (const struct session *s = a->sessions; s; s = s->next_in_account) {
+		if (resource != NULL && s->jid.resource != NULL &&
+		    strcmp(s->jid.resource, resource) == 0)
+			return false;
+		n++;
+	}
+	return n >= c->srv->cfg->max_sessions_per_account;
+}
+
 static void bind_account_loaded(void *ctx, struct account *a)
 {
 	struct bind_request *br = ctx;
@@ -455,6 +508,21 @@ static void bind_account_loaded(void *ctx, struct account *a)
 		/* Deleted between SASL and bind, or the store failed. */
 		c2s_stream_error(c, a->exists ? "internal-server-error"
 					      : "not-authorized", NULL);
+		goto out;
+	}
+	if (over_session_limit(c, a, br->resource)) {
+		/* RFC 6120 §7.6.2.1: the stream stays; the client may close
+		 * another resource and try again. */
+		struct xml_node *err = stanza_error_reply(br->iq,
+			"resource-constraint", "too many resources bound");
+		account_unref(a);
+		log_msg(LOG_INFO, c->log_ctx, "bind refused: %u sessions",
+			c->srv->cfg->max_sessions_per_account);
+		c2s_enter(c, C2S_PRE_BIND);
+		if (err != NULL) {
+			c2s_send(c, err);
+			xml_free(err);
+		}
 		goto out;
 	}
 	c->account = a; /* keeps the callback's reference */
@@ -716,6 +784,43 @@ static const struct xml_parser_callbacks parser_callbacks = {
 	.error = on_parse_error,
 };
 
+/* Refuses a connection before any state is made for it: a header and a
+ * stream error, written without blocking (a full socket buffer just
+ * drops them). On the direct TLS port nothing can be said without a TLS
+ * handshake, which is exactly the work a refusal must not cost: the
+ * socket is just closed. */
+static void refuse(int fd, bool direct_tls, const char *condition,
+		   const char *text)
+{
+	struct buf b = BUF_INIT;
+	char junk[4096];
+
+	if (!direct_tls) {
+		buf_append_str(&b, "<?xml version='1.0'?><stream:stream "
+			       "xmlns='jabber:client' xmlns:stream='"
+			       XML_NS_STREAM "' version='1.0'>");
+		stream_error_append(&b, condition, text);
+		buf_append_str(&b, "</stream:stream>");
+		/* Unread input would turn close() into a reset that can
+		 * destroy the error before the peer reads it. */
+		for (int i = 0; i < 16 && read(fd, junk, sizeof(junk)) > 0; i++)
+			;
+		if (write(fd, b.data, b.len) < 0) {
+			/* nothing more to do for a refused peer */
+		}
+		buf_free(&b);
+	}
+	close(fd);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,
 		bool direct_tls)
 {
@@ -728,24 +833,26 @@ void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,
 	struct c2s *c;
 	SSL *ssl = NULL;
 	struct timeval tv = { cfg->auth_timeout, 0 };
+	char key[ADDR_KEY_MAX];
+	const char *why;
 
 	if (srv->shutting_down || srv->nstreams >= cfg->max_connections) {
-		/* Refuse politely: a header and a stream error, written
-		 * without blocking; a full socket buffer just drops it. */
-		static const char refusal[] =
-			"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-			"xmlns:stream='" XML_NS_STREAM "' version='1.0'>"
-			"<stream:error><resource-constraint xmlns='" NS_STREAM_ERRORS "'/>"
-			"</stream:error></stream:stream>";
-		if (!direct_tls && write(fd, refusal, sizeof(refusal) - 1) < 0) {
-			/* nothing more to do for a refused peer */
-		}
-		close(fd);
+		if (!srv->shutting_down)
+			log_debug("refused a connection: max_connections (%u) reached",
+				  cfg->max_connections);
+		refuse(fd, direct_tls, "resource-constraint", NULL);
+		return;
+	}
+	addr_limit_key(addr, key);
+	if (addr_limit_admit(srv->addr_limit, key, now_ms(), &why) != 0) {
+		log_msg(LOG_DEBUG, key, "refused a connection: %s", why);
+		refuse(fd, direct_tls, "policy-violation", why);
 		return;
 	}
 	if (direct_tls) {
 		ssl = tls_new_ssl(srv->tls, NULL);
 		if (ssl == NULL) {
+			addr_limit_release(srv->addr_limit, key);
 			close(fd);
 			return;
 		}
@@ -756,6 +863,8 @@ void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,
 	c->tls = direct_tls;
 	c->state = C2S_WAIT_HEADER;
 	c->conn = conn_new(srv->base, fd, addr, addrlen, ssl, &c2s_conn_ops, c);
+	if (srv->read_limit != NULL)
+		conn_set_read_limit(c->conn, srv->read_limit);
 	c->parser = xml_parser_new(&limits, &parser_callbacks, c);
 	c->free_ev = event_new(srv->base, -1, 0, on_free_event, c);
 	c->timer = evtimer_new(srv->base, on_timer, c);

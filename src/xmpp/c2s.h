@@ -43,6 +43,7 @@ struct c2s {
 	bool header_sent;      /* our stream header is out */
 	bool restart_pending;  /* the parser was reset mid-feed */
 	bool clean_close;      /* the stream is ending by the protocol, not a dropped connection */
+	bool outq_full;        /* over max_outq: nothing more is written, the timer ends it */
 	char *domain;          /* the stream's 'to', prepared */
 	char *stream_id;
 

@@ -221,6 +221,22 @@ static void succeed(struct c2s *c, const void *data, size_t len)
 	free(local);
 }
 
+/* After too many failures (auth_max_failures) an address or account is
+ * refused without a look at the password, so guessing stops paying and
+ * costs us nothing (no store lookup, no PBKDF2). local may be NULL. */
+static bool refused(struct c2s *c, const char *local)
+{
+	char *account = local ? xasprintf("%s@%s", local, c->domain) : NULL;
+	bool r = auth_throttle_refused(c->srv->throttle, c->conn->peer_ip,
+				       account);
+
+	if (r)
+		log_msg(LOG_INFO, c->log_ctx, "authentication refused for %s: "
+			"too many failures", account ? account : "this address");
+	free(account);
+	return r;
+}
+
 /* --- SCRAM ---------------------------------------------------------- */
 
 static void keep_keyring(struct c2s_sasl *s, const struct store_user *u)
@@ -300,6 +316,10 @@ static void scram_client_first(struct c2s *c, const unsigned char *msg, size_t l
 	if (jid_prep_local(authcid, &s->local) != 0) {
 		s->local = NULL;
 		fail(c, "not-authorized", true);
+		return;
+	}
+	if (refused(c, s->local)) {
+		fail(c, "temporary-auth-failure", false);
 		return;
 	}
 	if (!authzid_ok(c, authzid, s->local)) {
@@ -426,6 +446,10 @@ static void plain_start(struct c2s *c, const unsigned char *msg, size_t len)
 		fail(c, "not-authorized", true);
 		goto out;
 	}
+	if (refused(c, s->local)) {
+		fail(c, "temporary-auth-failure", false);
+		goto out;
+	}
 	if (!authzid_ok(c, authzid, s->local)) {
 		fail(c, "invalid-authzid", false);
 		goto out;
@@ -477,6 +501,10 @@ static void handle_auth(struct c2s *c, const struct xml_node *el)
 			m = &mechanisms[i];
 	if (m == NULL) {
 		send_failure_now(c, "invalid-mechanism");
+		return;
+	}
+	if (refused(c, NULL)) {
+		send_failure_now(c, "temporary-auth-failure");
 		return;
 	}
 	c->sasl = xcalloc(1, sizeof(*c->sasl));

@@ -20,6 +20,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
+#include "net/conn.h"
 #include "xml/xml_writer.h"
 #include "xmpp/c2s.h"
 
@@ -51,6 +52,9 @@ struct sm {
 	struct event *r_ev;
 	struct event *timeout;
 	struct sm_waiter *waiters;
+	/* After a resume: the backlog goes out in slices (resend_more). */
+	bool resending;
+	uint32_t resend_next; /* number of the next stanza to resend */
 };
 
 static struct hashmap *resumable(struct server *srv)
@@ -181,17 +185,24 @@ bool sm_stanza_out(struct session *s, const struct xml_node *stanza,
 	if (sm == NULL)
 		return false;
 	if (sm->len >= s->srv->cfg->sm_max_queue) {
-		/* The client stopped acknowledging: end the stream; what it
-		 * did not ack is rerouted when the session ends. */
+		/* The client stopped acknowledging: end the session (a
+		 * detached one from its timeout event, now). This stanza is
+		 * queued all the same (the queue goes over by the few that
+		 * arrive before the session ends), so that when it does end
+		 * everything unacknowledged is rerouted and nothing is
+		 * dropped. */
 		if (s->stream != NULL)
 			c2s_stream_error(s->stream, "resource-constraint",
 					 "too many unacknowledged stanzas");
-		return s->stream == NULL;
+		else if (sm->timeout != NULL)
+			event_active(sm->timeout, EV_TIMEOUT, 0);
 	}
 	queue_push(sm, xml_copy(stanza), stored);
 	sm->sent++;
 	want_ack(sm);
-	return s->stream == NULL;
+	/* While the backlog of a resume is resent, new stanzas wait their
+	 * turn in the queue (resend_more sends them). */
+	return s->stream == NULL || sm->resending;
 }
 
 void sm_stanza_in(struct session *s)
@@ -298,16 +309,50 @@ static bool parse_h(const char *v, uint32_t *h_r)
 	return true;
 }
 
+/* Resends the backlog after a resume, in slices: each goes once the one
+ * before is written. The queue may hold far more than max_outq bytes
+ * (it is what a client that stopped reading left behind): written at
+ * once it would cut the resumed stream off again, resume after resume.
+ * Acks that arrive meanwhile shorten the queue from the front, hence the
+ * position by stanza number. */
+static void resend_more(void *arg)
+{
+	struct sm *sm = arg;
+	struct session *s = sm->s;
+	const struct config *cfg = s->srv->cfg;
+	size_t budget = cfg->max_outq > cfg->max_stanza_size ?
+			cfg->max_outq - cfg->max_stanza_size : 0;
+
+	while (sm->resending && s->stream != NULL && !s->stream->outq_full) {
+		uint32_t first = sm->acked + 1;
+		uint32_t i;
+
+		if ((int32_t)(sm->resend_next - first) < 0)
+			sm->resend_next = first;
+		i = sm->resend_next - first;
+		if (i >= sm->len)
+			break;
+		if (conn_output_pending(s->stream->conn) > budget) {
+			c2s_when_drained(s->stream, resend_more, sm);
+			return;
+		}
+		sm->resend_next++;
+		c2s_send_unqueued(s->stream, entry_at(sm, i)->stanza);
+	}
+	sm->resending = false;
+	if (sm->len > 0 && s->stream != NULL) {
+		sm->r_pending = false;
+		want_ack(sm);
+	}
+}
+
 static void resend_queue(struct session *s)
 {
 	struct sm *sm = s->sm;
 
-	for (size_t i = 0; i < sm->len; i++)
-		c2s_send_unqueued(s->stream, entry_at(sm, i)->stanza);
-	if (sm->len > 0) {
-		sm->r_pending = false;
-		want_ack(sm);
-	}
+	sm->resending = true;
+	sm->resend_next = sm->acked + 1;
+	resend_more(sm);
 }
 
 static void handle_resume(struct c2s *c, struct xml_node *el)
@@ -407,6 +452,7 @@ bool sm_detach(struct session *s)
 		return false;
 	s->stream = NULL;
 	sm->r_pending = false;
+	sm->resending = false;
 	tv.tv_sec = sm->max;
 	tv.tv_usec = 0;
 	if (sm->timeout == NULL)

@@ -151,6 +151,10 @@ class ServerInstance:
             'server': {
                 'data_dir': str(self.data_dir),
                 'log_level': o.get('log_level', 'debug'),
+                # The suite runs as root in CI and as anyone elsewhere:
+                # never switch users (roostd refuses root without this).
+                'user': 'root',
+                'allow_root': 'true',
             },
             'c2s': {
                 'listen': f'127.0.0.1:{self.c2s_port}',
@@ -169,6 +173,12 @@ class ServerInstance:
                 # throttling test uses a dedicated instance.
                 'auth_failure_delay_ms': str(o.get('auth_failure_delay_ms', 20)),
                 'auth_failure_max_delay_ms': str(o.get('auth_failure_max_delay_ms', 200)),
+                # Likewise every test connects from 127.0.0.1, hundreds of
+                # times a minute: per-address limits and refusals are off
+                # except where a test_hostile instance turns them on.
+                'auth_max_failures': str(o.get('auth_max_failures', 0)),
+                'max_connections_per_ip': str(o.get('max_connections_per_ip', 0)),
+                'connection_rate': str(o.get('connection_rate', 0)),
             },
             f'host {DOMAIN}': {
                 'certificate': str(self.crt),
@@ -177,8 +187,12 @@ class ServerInstance:
         }
 
     def write_config(self):
+        sections = self.config_sections()
+        # Extra sections or keys, merged in: sections={'offline': {'mode': 'off'}}
+        for name, values in self.options.get('sections', {}).items():
+            sections.setdefault(name, {}).update({k: str(v) for k, v in values.items()})
         lines = []
-        for section, values in self.config_sections().items():
+        for section, values in sections.items():
             lines.append(f'[{section}]')
             lines.extend(f'{k} = {v}' for k, v in values.items())
             lines.append('')
@@ -307,8 +321,8 @@ class ProsodyInstance(ServerInstance):
             s2s_ports = {{ }}
             http_ports = {{ }}
             https_ports = {{ }}
-            modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version" }}
-            modules_disabled = {{ "s2s", "offline", "carbons", "pep", "smacks", "csi_simple" }}
+            modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "offline" }}
+            modules_disabled = {{ "s2s", "carbons", "pep", "smacks", "csi_simple" }}
             c2s_require_encryption = {require}
             allow_unencrypted_plain_auth = false
             authentication = "internal_hashed"
@@ -349,15 +363,21 @@ _SHARED = {}
 
 
 @pytest.fixture(scope='session')
-def server():
-    """The shared server: STARTTLS required, PLAIN allowed over TLS."""
+def server(request):
+    """The shared server: STARTTLS required, PLAIN allowed over TLS.
+    After a run with failures its directory (config, logs) is kept."""
     srv = new_server('main')
     srv.start()
     _SHARED['main'] = srv
     yield srv
     _SHARED.pop('main', None)
-    srv.stop(check=True)
-    srv.cleanup()
+    try:
+        srv.stop(check=True)
+    finally:
+        if request.session.testsfailed:
+            print(f'\nshared server files kept in {srv.dir}', file=sys.stderr)
+        else:
+            srv.cleanup()
 
 
 @pytest.fixture(autouse=True)

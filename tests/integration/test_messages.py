@@ -105,47 +105,63 @@ async def test_message_to_unknown_account(server, user):
     await a.stop()
 
 
+def is_delayed_message(body):
+    """The stored copy: same body, with a XEP-0203 <delay/>."""
+    def pred(st):
+        return (is_message(body=body)(st)
+                and st.xml.find('{urn:xmpp:delay}delay') is not None)
+    return pred
+
+
 async def test_message_to_offline_account(server, users):
-    # Until the offline-storage issue lands, a message for an account with
-    # no available resource is bounced with service-unavailable. WHEN
-    # OFFLINE STORAGE LANDS: change this to expect delivery at next login
-    # (and no error).
+    """XEP-0160: a chat message to an existing account with no available
+    resource is stored, not bounced, and delivered at the next login."""
     ua, ub = users
     a = await server.client(ua, 'a').start()
-    a.raw(f"<message to='{ub.jid}' id='off1' type='chat'><body>{marker()}</body></message>")
-    err = await a.wait(is_error_message(ub.jid), what='error for offline account')
-    assert err.xml.get('id') == 'off1'
-    assert error_condition(err) == ('cancel', 'service-unavailable')
+    body = marker()
+    a.raw(f"<message to='{ub.jid}' id='off1' type='chat'><body>{body}</body></message>")
+    await a.expect_none(is_error_message(ub.jid), wait=0.7, what='bounce of a stored message')
+    b = await server.client(ub, 'b').start()
+    got = await b.wait(is_delayed_message(body), what='stored message at the next login')
+    assert got.xml.get('id') == 'off1'
+    assert got.xml.get('from') == f'{ua.jid}/a'
     await a.stop()
+    await b.stop()
 
 
 async def test_message_to_only_negative_priority_is_offline(server, users):
-    # As above (offline storage pending): negative priority only counts as
-    # no available resource (RFC 6121 8.5.2.2). WHEN OFFLINE STORAGE LANDS:
-    # expect storage instead of the error.
+    """Negative priority only counts as no available resource (RFC 6121
+    8.5.2.2): the message is stored, not shown to the negative resource,
+    and delivered when a resource with priority >= 0 comes."""
     ua, ub = users
     a = await server.client(ua, 'a').start()
     neg = await server.client(ub, 'neg').start(priority=-5)
     body = marker()
     a.raw(f"<message to='{ub.jid}' id='neg1' type='chat'><body>{body}</body></message>")
-    err = await a.wait(is_error_message(ub.jid), what='error when only negative priorities')
-    assert error_condition(err) == ('cancel', 'service-unavailable')
+    await a.expect_none(is_error_message(ub.jid), wait=0.7, what='bounce of a stored message')
+    await neg.expect_none(is_message(body=body), wait=0.1)
+    pos = await server.client(ub, 'pos').start(priority=0)
+    await pos.wait(is_delayed_message(body), what='stored message at priority 0')
     await neg.expect_none(is_message(body=body), wait=0.3)
     await a.stop()
     await neg.stop()
+    await pos.stop()
 
 
 async def test_message_to_connected_but_unavailable_account(server, users):
-    # A bound session that never sent initial presence is not available.
-    # WHEN OFFLINE STORAGE LANDS: expect storage instead of the error.
+    """A bound session that never sent initial presence is not available:
+    the message is stored, and comes with that session's initial
+    presence."""
     ua, ub = users
     a = await server.client(ua, 'a').start()
     b = await server.client(ub, 'b').start(presence=False)
     body = marker()
     a.raw(f"<message to='{ub.jid}' id='nop1' type='chat'><body>{body}</body></message>")
-    err = await a.wait(is_error_message(ub.jid), what='error for an unavailable account')
-    assert error_condition(err) == ('cancel', 'service-unavailable')
-    await b.expect_none(is_message(body=body), wait=0.3)
+    await a.expect_none(is_error_message(ub.jid), wait=0.7, what='bounce of a stored message')
+    await b.expect_none(is_message(body=body), wait=0.1)
+    b.send_presence()
+    got = await b.wait(is_delayed_message(body), what='stored message after initial presence')
+    assert got.xml.get('id') == 'nop1'
     await a.stop()
     await b.stop()
 

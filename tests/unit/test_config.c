@@ -645,12 +645,22 @@ static void test_syntax(void **state)
 			 long_line);
 	load_fails(text, "<string>:3: line longer than 199 bytes");
 	free(text);
-	/* "data_dir = /" and 187 more: 199 bytes, the most there is room for. */
+	/* "data_dir = /" and 187 more: 199 bytes, the most there is room for
+	 * (the paths derived from it are set, or they would not fit). */
 	long_line[187] = '\0';
-	text = xasprintf("[server]\ndata_dir = /%s\n" HOST, long_line);
+	text = xasprintf("[server]\ndata_dir = /%s\nseal_key_file = /k\n"
+			 "[host localhost]\ncertificate = /c\nkey = /k\n",
+			 long_line);
 	load_ok(text, &cfg);
 	assert_int_equal(strlen(cfg.data_dir), 188);
 	config_free(&cfg);
+	free(text);
+	/* Derived, they would make lines `roostctl config` writes and
+	 * config_load refuses. */
+	text = xasprintf("[server]\ndata_dir = /%s\n" HOST, long_line);
+	load_fails(text, "<string>:2: seal_key_file would be a 213-byte line in "
+		   "the effective configuration, over the limit of 199 (shorten "
+		   "data_dir or the domain, or set it)");
 	free(text);
 	free(long_line);
 }

@@ -135,6 +135,8 @@ static void ref_client_key(enum scram_hash h, const char *password,
 
 struct tstore {
 	struct seal_keyring kr;
+	enum seal_store store;  /* the store the walk and ts_wipe are about */
+	enum seal_store rec_store[MAXRECS]; /* which chain recs[i] is on */
 	struct seal_record recs[MAXRECS];
 	size_t n;
 	struct seal_unlocked *u;
@@ -159,20 +161,23 @@ static void msg_of(size_t i, char *buf, size_t len)
 		 "message %zu</body></message>", i);
 }
 
+/* Appends `count` records sealed onto the chain of `store`. */
 static void ts_deposit(struct tstore *t, size_t count, enum seal_store store)
 {
 	for (size_t i = 0; i < count; i++) {
 		struct seal_record *r = &t->recs[t->n];
+		struct seal_chain *c = &t->kr.chains[store];
 		char msg[128];
 
 		assert_true(t->n < MAXRECS);
-		msg_of(t->kr.head_seq + 1, msg, sizeof(msg));
+		msg_of(c->head_seq + 1, msg, sizeof(msg));
 		assert_int_equal(seal_record_seal(t->s, &K, JID, store, t->kr.pk,
-						  t->kr.key_id, t->kr.head_seq + 1,
+						  t->kr.key_id, c->head_seq + 1,
 						  1700000000000000 + (int64_t)t->n,
-						  t->kr.head_chain, msg,
+						  c->head_chain, msg,
 						  strlen(msg), r), 0);
-		assert_int_equal(seal_keyring_note_seal(&K, &t->kr, r), 0);
+		assert_int_equal(seal_keyring_note_seal(&K, &t->kr, store, r), 0);
+		t->rec_store[t->n] = store;
 		t->n++;
 	}
 }
@@ -180,8 +185,8 @@ static void ts_deposit(struct tstore *t, size_t count, enum seal_store store)
 static void ts_wipe(struct tstore *t, size_t i)
 {
 	size_t len = t->recs[i].ct_len;
-	assert_int_equal(seal_record_wipe(&K, JID, &t->recs[i]), 0);
-	assert_int_equal(seal_keyring_note_wipe(&K, &t->kr, len), 0);
+	assert_int_equal(seal_record_wipe(&K, JID, t->store, &t->recs[i]), 0);
+	assert_int_equal(seal_keyring_note_wipe(&K, &t->kr, t->store, len), 0);
 }
 
 /* Deletes recs[i] (the database row) by moving the rest down. */
@@ -189,6 +194,8 @@ static void ts_delete(struct tstore *t, size_t i)
 {
 	seal_record_clear(&t->recs[i]);
 	memmove(&t->recs[i], &t->recs[i + 1], (t->n - i - 1) * sizeof(t->recs[0]));
+	memmove(&t->rec_store[i], &t->rec_store[i + 1],
+		(t->n - i - 1) * sizeof(t->rec_store[0]));
 	t->n--;
 	memset(&t->recs[t->n], 0, sizeof(t->recs[0]));
 }
@@ -201,10 +208,10 @@ static void ts_free(struct tstore *t)
 	seal_sealer_free(t->s);
 }
 
-static int ts_verify(struct tstore *t, const struct seal_anchor *mem,
+static int ts_verify(struct tstore *t, const struct seal_chain *mem,
 		     struct seal_findings *f)
 {
-	int r = seal_verify(&K, &t->kr, t->recs, t->n, mem, f);
+	int r = seal_verify(&K, &t->kr, t->store, t->recs, t->n, mem, f);
 	assert_int_not_equal(r, -1);
 	return r;
 }
@@ -265,7 +272,7 @@ static void assert_genuine(const struct tstore *t, const struct seal_findings *f
 	assert_int_equal(f->ngenuine, ngood);
 }
 
-static void assert_clean(struct tstore *t, const struct seal_anchor *mem)
+static void assert_clean(struct tstore *t, const struct seal_chain *mem)
 {
 	struct seal_findings f;
 
@@ -417,13 +424,13 @@ static void test_roundtrip_both_stores(void **state)
 	for (size_t i = 0; i < 6; i++) {
 		enum seal_store st = i < 3 ? SEAL_STORE_OFFLINE : SEAL_STORE_ARCHIVE;
 		enum seal_store other = i < 3 ? SEAL_STORE_ARCHIVE : SEAL_STORE_OFFLINE;
-		msg_of(i + 1, msg, sizeof(msg));
+		msg_of(i % 3 + 1, msg, sizeof(msg));
 		assert_int_equal(open_rec(&t, i, st, JID, msg), 0);
 		assert_int_equal(open_rec(&t, i, other, JID, NULL), -1);
 		assert_int_equal(open_rec(&t, i, st, "romeo@montague.example", NULL), -1);
 		assert_int_equal(t.recs[i].ct_len, strlen(msg) + 16);
-		/* The nonce starts with seq. */
-		assert_int_equal(t.recs[i].nonce[7], i + 1);
+		/* The nonce starts with seq; each store has its own. */
+		assert_int_equal(t.recs[i].nonce[7], i % 3 + 1);
 	}
 	/* Plaintext never appears in the ciphertext. */
 	assert_null(memmem(t.recs[0].ct, t.recs[0].ct_len, "message", 7));
@@ -434,7 +441,7 @@ static void test_roundtrip_both_stores(void **state)
 		size_t len;
 		assert_int_equal(seal_record_seal(t.s, &K, JID, SEAL_STORE_OFFLINE,
 						  t.kr.pk, t.kr.key_id, 100, 5,
-						  t.kr.head_chain, "", 0, &r), 0);
+						  t.kr.chains[t.store].head_chain, "", 0, &r), 0);
 		assert_int_equal(seal_record_open(t.u, JID, SEAL_STORE_OFFLINE, &r,
 						  &pt, &len), 0);
 		assert_int_equal(len, 0);
@@ -456,6 +463,7 @@ static void test_construction_matches_spec(void **state)
 	size_t jlen = strlen(JID);
 
 	ts_init(&t);
+	t.store = SEAL_STORE_ARCHIVE;
 	ts_deposit(&t, 2, SEAL_STORE_ARCHIVE);
 
 	/* KEK_SHA-256 and the wrapped sk. */
@@ -497,7 +505,7 @@ static void test_construction_matches_spec(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		r = &t.recs[i];
 		buf_reset(&b);
-		buf_append_str(&b, "roost/v1/chain");
+		buf_append_str(&b, "roost/v1/archive/chain");
 		put_lp(&b, JID, jlen);
 		put_be(&b, r->seq, 8);
 		put_be(&b, (uint64_t)r->stamp, 8);
@@ -509,13 +517,13 @@ static void test_construction_matches_spec(void **state)
 		ref_hmac(K.k_chain, 32, &b, chain);
 		assert_memory_equal(chain, r->chain, 32);
 	}
-	assert_memory_equal(t.kr.head_chain, t.recs[1].chain, 32);
-	assert_memory_equal(t.kr.base_chain, zero, 32);
+	assert_memory_equal(t.kr.chains[t.store].head_chain, t.recs[1].chain, 32);
+	assert_memory_equal(t.kr.chains[t.store].base_chain, zero, 32);
 
 	/* tomb. */
 	ts_wipe(&t, 0);
 	buf_reset(&b);
-	buf_append_str(&b, "roost/v1/tomb");
+	buf_append_str(&b, "roost/v1/archive/tomb");
 	put_lp(&b, JID, jlen);
 	put_be(&b, 1, 8);
 	buf_append(&b, t.recs[0].chain, 32);
@@ -535,9 +543,9 @@ static void test_sealer_refuses_old_seq(void **state)
 	unsigned char epk[32];
 
 	ts_init(&t);
-#define SEAL(store, jid, seq) \
-	seal_record_seal(t.s, &K, (jid), (store), t.kr.pk, t.kr.key_id, (seq), 0, \
-			 t.kr.head_chain, "x", 1, &r)
+#define SEAL(store_, jid, seq) \
+	seal_record_seal(t.s, &K, (jid), (store_), t.kr.pk, t.kr.key_id, (seq), 0, \
+			 t.kr.chains[SEAL_STORE_OFFLINE].head_chain, "x", 1, &r)
 	assert_int_equal(SEAL(SEAL_STORE_OFFLINE, JID, 5), 0);
 	memcpy(epk, r.epk, 32);
 	seal_record_clear(&r);
@@ -877,7 +885,7 @@ static void test_keyring_codec(void **state)
 	assert_memory_equal(b.data, b2.data, b.len);
 	assert_int_equal(seal_keyring_mac_check(&K, &kr), 0);
 	assert_string_equal(kr.jid, JID);
-	assert_int_equal(kr.head_seq, 2);
+	assert_int_equal(kr.chains[SEAL_STORE_OFFLINE].head_seq, 2);
 	assert_int_equal(kr.nretired, 1);
 	assert_int_equal(seal_keyring_unlock(&K, &kr, SCRAM_SHA1, t.ck1, &u, NULL), 0);
 	seal_unlocked_free(u);
@@ -1156,7 +1164,8 @@ static void test_duplicates_and_insertions(void **state)
 	 * with this process's code but not the row): unexpected. */
 	seal_record_clear(&t.recs[5]);
 	assert_int_equal(seal_record_seal(t.s, &K, JID, SEAL_STORE_OFFLINE, t.kr.pk,
-					  t.kr.key_id, 6, 0, t.kr.head_chain, "x",
+					  t.kr.key_id, 6, 0,
+					  t.kr.chains[t.store].head_chain, "x",
 					  1, &t.recs[5]), 0);
 	assert_int_equal(ts_verify(&t, NULL, &f), 1);
 	assert_finding(&f, SEAL_F_UNEXPECTED, 6);
@@ -1198,14 +1207,14 @@ static void test_truncated_tail(void **state)
 	struct tstore t;
 	struct seal_findings f;
 	struct seal_keyring old_row;
-	struct seal_anchor mem;
+	struct seal_chain mem;
 	const uint64_t good[] = { 1, 2, 3, 4 };
 
 	ts_init(&t);
 	ts_deposit(&t, 4, SEAL_STORE_OFFLINE);
 	old_row = t.kr;      /* a backup of the row */
 	ts_deposit(&t, 2, SEAL_STORE_OFFLINE);
-	seal_anchor_of(&t.kr, &mem);
+	seal_anchor_of(&t.kr, t.store, &mem);
 
 	/* The last two rows deleted: the row's head names them. */
 	ts_delete(&t, 5);
@@ -1239,7 +1248,7 @@ static void test_rollback_replays_delivered(void **state)
 	struct seal_findings f;
 	struct seal_keyring old_row;
 	struct seal_record backup;
-	struct seal_anchor mem;
+	struct seal_chain mem;
 
 	ts_init(&t);
 	ts_deposit(&t, 3, SEAL_STORE_OFFLINE);
@@ -1248,7 +1257,7 @@ static void test_rollback_replays_delivered(void **state)
 	backup.ct = xmalloc(backup.ct_len);
 	memcpy(backup.ct, t.recs[0].ct, backup.ct_len);
 	ts_wipe(&t, 0);
-	seal_anchor_of(&t.kr, &mem);
+	seal_anchor_of(&t.kr, t.store, &mem);
 	assert_clean(&t, &mem);
 
 	t.kr = old_row;
@@ -1340,18 +1349,18 @@ static void test_row_tampering(void **state)
 {
 	struct tstore t;
 	struct seal_findings f;
-	struct seal_anchor mem;
+	struct seal_chain mem;
 	const uint64_t all[] = { 1, 2, 3 };
 	const uint64_t two[] = { 1, 2 };
 
 	ts_init(&t);
 	ts_deposit(&t, 3, SEAL_STORE_OFFLINE);
-	seal_anchor_of(&t.kr, &mem);
+	seal_anchor_of(&t.kr, t.store, &mem);
 
 	/* head rolled back by one in the row itself: the MAC fails, and
 	 * without memory nothing is delivered. */
-	t.kr.head_seq--;
-	memcpy(t.kr.head_chain, t.recs[1].chain, 32);
+	t.kr.chains[t.store].head_seq--;
+	memcpy(t.kr.chains[t.store].head_chain, t.recs[1].chain, 32);
 	assert_int_equal(ts_verify(&t, NULL, &f), 1);
 	assert_finding(&f, SEAL_F_BAD_ROW_MAC, 0);
 	assert_finding(&f, SEAL_F_UNEXPECTED, 3);
@@ -1369,10 +1378,10 @@ static void test_row_tampering(void **state)
 	seal_findings_free(&f);
 
 	/* live changed. */
-	t.kr.head_seq++;
-	memcpy(t.kr.head_chain, t.recs[2].chain, 32);
+	t.kr.chains[t.store].head_seq++;
+	memcpy(t.kr.chains[t.store].head_chain, t.recs[2].chain, 32);
 	assert_int_equal(seal_keyring_mac_check(&K, &t.kr), 0);
-	t.kr.live_bytes++;
+	t.kr.chains[t.store].live_bytes++;
 	assert_int_equal(ts_verify(&t, NULL, &f), 1);
 	assert_finding(&f, SEAL_F_BAD_ROW_MAC, 0);
 	seal_findings_free(&f);
@@ -1383,15 +1392,15 @@ static void test_wipe_and_compact(void **state)
 {
 	struct tstore t;
 	struct seal_findings f;
-	struct seal_anchor mem;
+	struct seal_chain mem;
 
 	ts_init(&t);
 	ts_deposit(&t, 6, SEAL_STORE_OFFLINE);
 	ts_wipe(&t, 0);
 	ts_wipe(&t, 1);
 	ts_wipe(&t, 3); /* not 2: compaction stops before seq 3 */
-	seal_anchor_of(&t.kr, &mem);
-	assert_int_equal(t.kr.live, 3);
+	seal_anchor_of(&t.kr, t.store, &mem);
+	assert_int_equal(t.kr.chains[t.store].live, 3);
 	assert_int_equal(ts_verify(&t, &mem, &f), 0);
 	assert_int_equal(f.compact_seq, 2);
 	assert_memory_equal(f.compact_chain, t.recs[1].chain, 32);
@@ -1400,12 +1409,12 @@ static void test_wipe_and_compact(void **state)
 		assert_genuine(&t, &f, good, 3);
 	}
 	/* The store deletes rows 1..2 and moves base in one transaction. */
-	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, f.compact_seq,
+	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, t.store, f.compact_seq,
 						   f.compact_chain), 0);
 	seal_findings_free(&f);
 	ts_delete(&t, 0);
 	ts_delete(&t, 0);
-	seal_anchor_of(&t.kr, &mem);
+	seal_anchor_of(&t.kr, t.store, &mem);
 	assert_clean(&t, &mem);
 	assert_clean(&t, NULL);
 
@@ -1413,11 +1422,11 @@ static void test_wipe_and_compact(void **state)
 	ts_wipe(&t, 0);
 	ts_wipe(&t, 2);
 	ts_wipe(&t, 3);
-	assert_int_equal(t.kr.live, 0);
-	assert_int_equal(t.kr.live_bytes, 0);
+	assert_int_equal(t.kr.chains[t.store].live, 0);
+	assert_int_equal(t.kr.chains[t.store].live_bytes, 0);
 	assert_int_equal(ts_verify(&t, NULL, &f), 0);
 	assert_int_equal(f.compact_seq, 6);
-	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, f.compact_seq,
+	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, t.store, f.compact_seq,
 						   f.compact_chain), 0);
 	seal_findings_free(&f);
 	while (t.n > 0)
@@ -1436,8 +1445,10 @@ static void test_wipe_and_compact(void **state)
 	assert_finding(&f, SEAL_F_UNEXPECTED, 4);
 	seal_findings_free(&f);
 	/* Bookkeeping refuses nonsense. */
-	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, 99, t.kr.head_chain), -1);
-	assert_int_equal(seal_keyring_note_seal(&K, &t.kr, &t.recs[0]), -1);
+	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, t.store, 99,
+						   t.kr.chains[t.store].head_chain),
+			 -1);
+	assert_int_equal(seal_keyring_note_seal(&K, &t.kr, t.store, &t.recs[0]), -1);
 	ts_free(&t);
 }
 
@@ -1455,12 +1466,12 @@ static void test_verify_hostile_input(void **state)
 	assert_int_equal(ts_verify(&t, NULL, &f), 1);
 	assert_finding(&f, SEAL_F_BAD_CHAIN, 2);
 	seal_findings_free(&f);
-	t.kr.head_seq = UINT64_MAX;
-	t.kr.base_seq = UINT64_MAX - 1;
+	t.kr.chains[t.store].head_seq = UINT64_MAX;
+	t.kr.chains[t.store].base_seq = UINT64_MAX - 1;
 	assert_int_equal(ts_verify(&t, NULL, &f), 1);
 	seal_findings_free(&f);
-	t.kr.base_seq = UINT64_MAX;
-	t.kr.head_seq = 2;
+	t.kr.chains[t.store].base_seq = UINT64_MAX;
+	t.kr.chains[t.store].head_seq = 2;
 	assert_int_equal(ts_verify(&t, NULL, &f), 1);
 	seal_findings_free(&f);
 	/* Many records at one seq. */
@@ -1470,10 +1481,10 @@ static void test_verify_hostile_input(void **state)
 			many[i] = t.recs[0];
 			many[i].chain[0] = (unsigned char)i;
 		}
-		assert_int_equal(seal_verify(&K, &t.kr, many, 40, NULL, &f), 1);
+		assert_int_equal(seal_verify(&K, &t.kr, t.store, many, 40, NULL, &f), 1);
 		seal_findings_free(&f);
 	}
-	assert_int_equal(seal_verify(&K, &t.kr, NULL, 0, NULL, &f), 1);
+	assert_int_equal(seal_verify(&K, &t.kr, t.store, NULL, 0, NULL, &f), 1);
 	seal_findings_free(&f);
 	ts_free(&t);
 }
@@ -1511,6 +1522,254 @@ static void *seal_thread(void *p)
 		seal_record_clear(&r);
 	}
 	return NULL;
+}
+
+/* ---- two stores, two chains ---- */
+
+/* Shallow copies of t's records that belong to `store` (ts_deposit order;
+ * records added by hand count as t->store's). */
+static size_t ts_of_store(const struct tstore *t, enum seal_store store,
+			  struct seal_record *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->n; i++)
+		if (t->rec_store[i] == store)
+			out[n++] = t->recs[i];
+	return n;
+}
+
+static int walk_store(struct tstore *t, enum seal_store store,
+		      const struct seal_chain *mem, struct seal_findings *f)
+{
+	struct seal_record recs[MAXRECS];
+	size_t n = ts_of_store(t, store, recs);
+	int r = seal_verify(&K, &t->kr, store, recs, n, mem, f);
+
+	assert_int_not_equal(r, -1);
+	return r;
+}
+
+/* Deposits alternate between the stores; each has seqs 1..n of its own. */
+static void interleave(struct tstore *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		ts_deposit(t, 1, SEAL_STORE_OFFLINE);
+		ts_deposit(t, 1, SEAL_STORE_ARCHIVE);
+	}
+}
+
+/* Index in t->recs of seq `seq` of `store`. */
+static size_t idx_of(const struct tstore *t, enum seal_store store, uint64_t seq)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->rec_store[i] == store && t->recs[i].seq == seq)
+			return i;
+	fail_msg("no record %llu in store %d", (unsigned long long)seq, store);
+	return 0;
+}
+
+static void test_chains_are_independent(void **state)
+{
+	struct tstore t;
+	struct seal_findings f;
+	const struct seal_chain *off, *arc;
+
+	ts_init(&t);
+	interleave(&t, 4);
+	off = &t.kr.chains[SEAL_STORE_OFFLINE];
+	arc = &t.kr.chains[SEAL_STORE_ARCHIVE];
+	assert_int_equal(off->head_seq, 4);
+	assert_int_equal(arc->head_seq, 4);
+	assert_int_equal(off->live, 4);
+	assert_int_equal(arc->live, 4);
+	assert_memory_not_equal(off->head_chain, arc->head_chain, 32);
+	for (enum seal_store st = 0; st < SEAL_NSTORES; st++) {
+		assert_int_equal(walk_store(&t, st, NULL, &f), 0);
+		assert_int_equal(f.ngenuine, 4);
+		seal_findings_free(&f);
+	}
+	/* The stores' records do not open in each other's store. */
+	assert_int_equal(open_rec(&t, idx_of(&t, SEAL_STORE_ARCHIVE, 1),
+				  SEAL_STORE_OFFLINE, JID, NULL), -1);
+
+	/* A changed archive record: the archive walk names it, the offline
+	 * walk is clean. */
+	t.recs[idx_of(&t, SEAL_STORE_ARCHIVE, 2)].ct[3] ^= 1;
+	assert_int_equal(walk_store(&t, SEAL_STORE_ARCHIVE, NULL, &f), 1);
+	assert_finding(&f, SEAL_F_BAD_CHAIN, 2);
+	assert_int_equal(f.ngenuine, 3);
+	seal_findings_free(&f);
+	assert_int_equal(walk_store(&t, SEAL_STORE_OFFLINE, NULL, &f), 0);
+	assert_int_equal(f.ngenuine, 4);
+	seal_findings_free(&f);
+	t.recs[idx_of(&t, SEAL_STORE_ARCHIVE, 2)].ct[3] ^= 1;
+
+	/* A deleted offline record: the other way round. */
+	ts_delete(&t, idx_of(&t, SEAL_STORE_OFFLINE, 3));
+	assert_int_equal(walk_store(&t, SEAL_STORE_OFFLINE, NULL, &f), 1);
+	assert_finding(&f, SEAL_F_MISSING, 3);
+	seal_findings_free(&f);
+	assert_int_equal(walk_store(&t, SEAL_STORE_ARCHIVE, NULL, &f), 0);
+	assert_int_equal(f.ngenuine, 4);
+	seal_findings_free(&f);
+	ts_free(&t);
+}
+
+static void test_chain_bookkeeping_per_store(void **state)
+{
+	struct tstore t;
+	struct seal_findings f;
+	struct seal_chain off_before, mem;
+	size_t i1, i2;
+
+	ts_init(&t);
+	interleave(&t, 3);
+	off_before = t.kr.chains[SEAL_STORE_OFFLINE];
+	/* Wipe and compact archive seqs 1..2: the offline chain is untouched. */
+	t.store = SEAL_STORE_ARCHIVE;
+	i1 = idx_of(&t, SEAL_STORE_ARCHIVE, 1);
+	i2 = idx_of(&t, SEAL_STORE_ARCHIVE, 2);
+	ts_wipe(&t, i1);
+	ts_wipe(&t, i2);
+	assert_int_equal(t.kr.chains[SEAL_STORE_ARCHIVE].live, 1);
+	assert_int_equal(walk_store(&t, SEAL_STORE_ARCHIVE, NULL, &f), 0);
+	assert_int_equal(f.compact_seq, 2);
+	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, SEAL_STORE_ARCHIVE,
+						   f.compact_seq, f.compact_chain), 0);
+	seal_findings_free(&f);
+	ts_delete(&t, i2);
+	ts_delete(&t, i1);
+	assert_memory_equal(&off_before, &t.kr.chains[SEAL_STORE_OFFLINE],
+			    sizeof(off_before));
+	assert_int_equal(t.kr.chains[SEAL_STORE_ARCHIVE].base_seq, 2);
+	assert_int_equal(walk_store(&t, SEAL_STORE_ARCHIVE, NULL, &f), 0);
+	assert_int_equal(f.ngenuine, 1);
+	seal_findings_free(&f);
+	assert_int_equal(walk_store(&t, SEAL_STORE_OFFLINE, NULL, &f), 0);
+	assert_int_equal(f.ngenuine, 3);
+	seal_findings_free(&f);
+
+	/* A tomb made for one store is not valid in the other. */
+	{
+		unsigned char tomb[32];
+		assert_int_equal(seal_record_tomb(&K, JID, SEAL_STORE_OFFLINE, 1,
+						  t.recs[0].chain, tomb), 0);
+		assert_int_equal(seal_record_tomb(&K, JID, SEAL_STORE_ARCHIVE, 1,
+						  t.recs[0].chain, t.recs[0].tomb), 0);
+		assert_memory_not_equal(tomb, t.recs[0].tomb, 32);
+		memset(t.recs[0].tomb, 0, 32);
+	}
+
+	/* Bad store values are refused everywhere. */
+	assert_null(seal_store_label((enum seal_store)2));
+	assert_int_equal(seal_keyring_note_wipe(&K, &t.kr, (enum seal_store)2, 0), -1);
+	assert_int_equal(seal_keyring_note_compact(&K, &t.kr, (enum seal_store)7, 0,
+						   t.kr.chains[0].base_chain), -1);
+	assert_int_equal(seal_keyring_note_seal(&K, &t.kr, (enum seal_store)-1,
+						&t.recs[0]), -1);
+	assert_int_equal(seal_verify(&K, &t.kr, (enum seal_store)2, t.recs, t.n,
+				     NULL, &f), -1);
+	seal_findings_free(&f);
+	seal_anchor_of(&t.kr, (enum seal_store)2, &mem);
+	assert_int_equal(mem.head_seq, 0);
+	ts_free(&t);
+}
+
+/* A record moved from one store's table into the other's never passes. */
+static void test_cross_store_transplant(void **state)
+{
+	struct tstore t;
+	struct seal_findings f;
+	struct seal_record recs[MAXRECS], copy;
+	size_t n, off1;
+
+	ts_init(&t);
+	interleave(&t, 3);
+	off1 = idx_of(&t, SEAL_STORE_OFFLINE, 1);
+
+	/* Offline seq 1 over archive seq 1: both chains start at zero, so
+	 * only the per-store label tells them apart. */
+	n = ts_of_store(&t, SEAL_STORE_ARCHIVE, recs);
+	recs[0] = t.recs[off1];
+	assert_int_equal(seal_verify(&K, &t.kr, SEAL_STORE_ARCHIVE, recs, n, NULL,
+				     &f), 1);
+	assert_finding(&f, SEAL_F_BAD_CHAIN, 1);
+	assert_int_not_equal(f.state[0], SEAL_REC_GENUINE);
+	seal_findings_free(&f);
+
+	/* As an extra row next to the genuine archive seq 1. */
+	n = ts_of_store(&t, SEAL_STORE_ARCHIVE, recs);
+	recs[n++] = t.recs[off1];
+	assert_int_equal(seal_verify(&K, &t.kr, SEAL_STORE_ARCHIVE, recs, n, NULL,
+				     &f), 1);
+	assert_finding(&f, SEAL_F_DUPLICATE, 1);
+	assert_int_equal(f.state[n - 1], SEAL_REC_BAD);
+	assert_int_equal(f.ngenuine, 3);
+	seal_findings_free(&f);
+
+	/* A wiped offline record (valid offline tomb) in the archive. */
+	t.store = SEAL_STORE_OFFLINE;
+	ts_wipe(&t, off1);
+	copy = t.recs[off1];
+	n = ts_of_store(&t, SEAL_STORE_ARCHIVE, recs);
+	recs[0] = copy;
+	assert_int_equal(seal_verify(&K, &t.kr, SEAL_STORE_ARCHIVE, recs, n, NULL,
+				     &f), 1);
+	assert_finding(&f, SEAL_F_BAD_TOMB, 1);
+	seal_findings_free(&f);
+	ts_free(&t);
+}
+
+/* The row is shared: its MAC covers both chains. An edit of the archive's
+ * state makes the row fail for both walks, but with the in-memory anchors
+ * the store keeps, the untouched store's records stay deliverable; a
+ * rollback of the archive alone is caught by the archive's anchor and
+ * leaves the offline walk clean. */
+static void test_shared_row(void **state)
+{
+	struct tstore t;
+	struct seal_findings f;
+	struct seal_keyring old;
+	struct seal_chain mem_off, mem_arc;
+
+	ts_init(&t);
+	interleave(&t, 2);
+	seal_anchor_of(&t.kr, SEAL_STORE_OFFLINE, &mem_off);
+	seal_anchor_of(&t.kr, SEAL_STORE_ARCHIVE, &mem_arc);
+
+	t.kr.chains[SEAL_STORE_ARCHIVE].live_bytes++;
+	assert_int_equal(walk_store(&t, SEAL_STORE_OFFLINE, &mem_off, &f), 1);
+	assert_finding(&f, SEAL_F_BAD_ROW_MAC, 0);
+	assert_int_equal(f.ngenuine, 2);
+	seal_findings_free(&f);
+	assert_int_equal(walk_store(&t, SEAL_STORE_ARCHIVE, &mem_arc, &f), 1);
+	assert_finding(&f, SEAL_F_BAD_ROW_MAC, 0);
+	assert_finding(&f, SEAL_F_ROLLBACK, 2);
+	seal_findings_free(&f);
+	/* Without anchors nothing can be trusted. */
+	assert_int_equal(walk_store(&t, SEAL_STORE_OFFLINE, NULL, &f), 1);
+	assert_int_equal(f.ngenuine, 0);
+	assert_int_equal(f.nwithheld, 2);
+	seal_findings_free(&f);
+	t.kr.chains[SEAL_STORE_ARCHIVE].live_bytes--;
+
+	/* The archive grows; then the old row (genuine, MAC valid) and the
+	 * old archive records come back. */
+	old = t.kr;
+	ts_deposit(&t, 2, SEAL_STORE_ARCHIVE);
+	seal_anchor_of(&t.kr, SEAL_STORE_ARCHIVE, &mem_arc);
+	t.kr = old;
+	seal_record_clear(&t.recs[--t.n]);
+	seal_record_clear(&t.recs[--t.n]);
+	assert_int_equal(walk_store(&t, SEAL_STORE_ARCHIVE, &mem_arc, &f), 1);
+	assert_finding(&f, SEAL_F_ROLLBACK, 2);
+	assert_finding(&f, SEAL_F_MISSING, 3);
+	seal_findings_free(&f);
+	assert_int_equal(walk_store(&t, SEAL_STORE_OFFLINE, &mem_off, &f), 0);
+	assert_int_equal(f.ngenuine, 2);
+	seal_findings_free(&f);
+	ts_free(&t);
 }
 
 static void test_threads(void **state)
@@ -1586,15 +1845,15 @@ static int bench(void)
 	dt = now_s() - t0;
 	printf("open (K cached):                %.2f us\n", dt * 1e6 / N);
 
-	t.kr.head_seq = NV;
-	t.kr.live = NV;
-	t.kr.live_bytes = NV * 416ULL;
-	memcpy(t.kr.head_chain, recs[NV - 1].chain, 32);
+	t.kr.chains[t.store].head_seq = NV;
+	t.kr.chains[t.store].live = NV;
+	t.kr.chains[t.store].live_bytes = NV * 416ULL;
+	memcpy(t.kr.chains[t.store].head_chain, recs[NV - 1].chain, 32);
 	seal_keyring_mac_update(&K, &t.kr);
 	t0 = now_s();
 	for (int rep = 0; rep < reps; rep++) {
 		struct seal_findings f;
-		if (seal_verify(&K, &t.kr, recs, NV, NULL, &f) != 0)
+		if (seal_verify(&K, &t.kr, t.store, recs, NV, NULL, &f) != 0)
 			return 1;
 		seal_findings_free(&f);
 	}
@@ -1618,7 +1877,8 @@ static int bench(void)
 		char jid[32];
 		snprintf(jid, sizeof(jid), "u%d@example", i);
 		if (seal_record_seal(t.s, &K, jid, SEAL_STORE_OFFLINE, t.kr.pk,
-				     t.kr.key_id, 1, 0, t.kr.head_chain, msg, 400,
+				     t.kr.key_id, 1, 0,
+				     t.kr.chains[t.store].head_chain, msg, 400,
 				     &r) != 0)
 			return 1;
 		seal_record_clear(&r);
@@ -1674,6 +1934,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_row_tampering),
 		cmocka_unit_test(test_wipe_and_compact),
 		cmocka_unit_test(test_verify_hostile_input),
+		cmocka_unit_test(test_chains_are_independent),
+		cmocka_unit_test(test_chain_bookkeeping_per_store),
+		cmocka_unit_test(test_cross_store_transplant),
+		cmocka_unit_test(test_shared_row),
 		cmocka_unit_test(test_threads),
 	};
 	const char *env = getenv("ROOST_SEAL_BENCH");

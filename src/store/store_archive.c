@@ -1,0 +1,884 @@
+/* The sealed message archive's requests (store.h, XEP-0313 and XEP-0441
+ * preferences), built from the backend's primitives like the offline
+ * store (store_offline.c), on the keyring's archive chain.
+ *
+ * Everything but the request wrappers and the completions runs on the
+ * store's single worker thread. Each deposit is one transaction (record,
+ * keyring row); the anchor moves only after the commit. A query is a read
+ * transaction that reads every row of the user, walks them, and only then
+ * filters and pages: the filters look at clear columns, and a record is
+ * returned only if the walk called it genuine and its clear metadata
+ * still carries the MAC made at deposit. */
+#include "store/store-private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "seal/seal.h"
+#include "util/arena.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define META_KIND "archive-meta"
+#define PREFS_KIND "archive-prefs"
+#define STORE SEAL_STORE_ARCHIVE
+
+enum arc_op {
+	ARC_DEPOSIT, ARC_QUERY, ARC_EXPIRE, ARC_VERIFY, ARC_PREFS_GET,
+	ARC_PREFS_SET,
+};
+
+struct arc_req {
+	struct store *st;
+	enum arc_op op;
+	char *local, *domain, *jid;
+	void *ctx;
+	union {
+		store_deposit_cb *deposit;
+		store_archive_cb *query;
+		store_count_cb *count;
+		store_verify_cb *verify;
+		store_archive_prefs_cb *prefs;
+		store_done_cb *done;
+	} cb;
+	/* Request strings and result strings (prefs). */
+	struct arena *pool;
+
+	/* deposit */
+	struct store_archive_item item;
+	unsigned char *pt;
+	enum store_archive_mode dflt;
+	/* query (strings in pool) */
+	struct store_archive_query q;
+	/* expire */
+	int64_t cutoff;
+	/* prefs (set: the request; get: the result) */
+	struct store_archive_prefs prefs;
+
+	/* results */
+	int result;
+	const char *error;
+	uint64_t n;                     /* seq stored, or records expired */
+	struct store_archive_row *rows; /* every row read, owned */
+	size_t nrows;
+	struct seal_record *recs;       /* shallow copies of rows[i].rec */
+	bool *meta_ok;                  /* per row */
+	struct seal_findings findings;
+	struct store_archive_msg *msgs;
+	struct store_archive_page page;
+};
+
+void store_archive_rows_free(struct store_archive_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		seal_record_clear(&rows[i].rec);
+		free(rows[i].with);
+		free(rows[i].stanza_id);
+	}
+	free(rows);
+}
+
+/* ---- clear data under MACs ---- */
+
+static void meta_encode(struct buf *b, const struct seal_record *rec,
+			const char *stanza_id, const char *with, bool outgoing)
+{
+	seal_put_u64(b, rec->seq);
+	buf_append(b, rec->chain, SEAL_KEY_LEN);
+	seal_put_lp_str(b, stanza_id);
+	seal_put_lp_str(b, with);
+	seal_put_u64(b, outgoing ? 1 : 0);
+}
+
+static int meta_mac(struct arc_req *r, const struct seal_record *rec,
+		    const char *stanza_id, const char *with, bool outgoing,
+		    unsigned char out[SEAL_KEY_LEN])
+{
+	struct buf b = BUF_INIT;
+	int ret;
+
+	meta_encode(&b, rec, stanza_id, with, outgoing);
+	ret = seal_aux_mac(r->st->seal_keys, r->jid, META_KIND, b.data, b.len,
+			   out);
+	buf_free(&b);
+	return ret;
+}
+
+static bool meta_check(struct arc_req *r, const struct store_archive_row *row)
+{
+	struct buf b = BUF_INIT;
+	int ret;
+
+	meta_encode(&b, &row->rec, row->stanza_id, row->with, row->outgoing);
+	ret = seal_aux_check(r->st->seal_keys, r->jid, META_KIND, b.data,
+			     b.len, row->meta);
+	buf_free(&b);
+	return ret == 0;
+}
+
+static const char *const mode_names[] = {
+	[STORE_ARCHIVE_ROSTER] = "roster",
+	[STORE_ARCHIVE_ALWAYS] = "always",
+	[STORE_ARCHIVE_NEVER] = "never",
+};
+
+static int mode_parse(const char *s, enum store_archive_mode *mode_r)
+{
+	for (size_t i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
+		if (strcmp(s, mode_names[i]) == 0) {
+			*mode_r = (enum store_archive_mode)i;
+			return 0;
+		}
+	return -1;
+}
+
+static void prefs_encode(struct buf *b, const struct store_prefs_row *row)
+{
+	seal_put_lp_str(b, row->mode);
+	seal_put_lp_str(b, row->always);
+	seal_put_lp_str(b, row->never);
+}
+
+/* "a\nb" -> {"a", "b"} in pool. */
+static const char *const *split_lines(struct arena *pool, const char *s,
+				      size_t *n_r)
+{
+	const char **v;
+	size_t n = 0, k = 0;
+
+	for (const char *p = s; *p != '\0'; p++)
+		n += *p == '\n';
+	n += *s != '\0';
+	v = arena_alloc(pool, (n + 1) * sizeof(*v));
+	while (*s != '\0') {
+		const char *nl = strchr(s, '\n');
+		size_t len = nl ? (size_t)(nl - s) : strlen(s);
+		v[k++] = arena_strndup(pool, s, len);
+		s += len + (nl != NULL);
+	}
+	v[k] = NULL;
+	*n_r = k;
+	return v;
+}
+
+static char *join_lines(const char *const *v, size_t n)
+{
+	struct buf b = BUF_INIT;
+
+	buf_append(&b, "", 0);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			buf_append(&b, "\n", 1);
+		buf_append_str(&b, v[i]);
+	}
+	return buf_steal(&b, NULL);
+}
+
+/* Reads the user's preferences into r->prefs (strings in r->pool).
+ * Returns 1 found, 0 none (or a row that fails its MAC or does not
+ * parse: logged, treated as none), -1 error. */
+static int read_prefs(struct arc_req *r)
+{
+	struct store *st = r->st;
+	struct store_prefs_row row;
+	struct buf b = BUF_INIT;
+	int got;
+
+	got = st->backend->archive_prefs_get(st, r->local, r->domain, r->pool,
+					     &row, &r->error);
+	if (got != 1)
+		return got;
+	prefs_encode(&b, &row);
+	if (seal_aux_check(st->seal_keys, r->jid, PREFS_KIND, b.data, b.len,
+			   row.mac) != 0 ||
+	    mode_parse(row.mode, &r->prefs.mode) != 0) {
+		log_error("store: %s: the archive preferences fail their "
+			  "integrity check; using the server default", r->jid);
+		got = 0;
+	} else {
+		r->prefs.always = split_lines(r->pool, row.always,
+					      &r->prefs.nalways);
+		r->prefs.never = split_lines(r->pool, row.never,
+					     &r->prefs.nnever);
+	}
+	buf_free(&b);
+	return got;
+}
+
+static bool listed(const char *const *v, size_t n, const char *jid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], jid) == 0)
+			return true;
+	return false;
+}
+
+/* XEP-0441: the lists win over the default; 'never' wins over 'always'
+ * (the cautious reading of a JID listed in both). Returns 1 archive, 0
+ * do not, -1 error. */
+static int wanted(struct arc_req *r)
+{
+	struct store *st = r->st;
+	const char *with = r->item.with;
+	enum store_archive_mode mode = r->dflt;
+	int got = read_prefs(r);
+
+	if (got < 0)
+		return -1;
+	if (got == 1) {
+		if (listed(r->prefs.never, r->prefs.nnever, with))
+			return 0;
+		if (listed(r->prefs.always, r->prefs.nalways, with))
+			return 1;
+		mode = r->prefs.mode;
+	}
+	switch (mode) {
+	case STORE_ARCHIVE_ALWAYS:
+		return 1;
+	case STORE_ARCHIVE_NEVER:
+		return 0;
+	case STORE_ARCHIVE_ROSTER:
+		break;
+	}
+	if (strcmp(with, r->jid) == 0)
+		return 1;
+	return st->backend->roster_has(st, r->jid, with, &r->error);
+}
+
+/* ---- deposit ---- */
+
+static void deposit_work(struct arc_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	const struct seal_chain *c = &kr.chains[STORE];
+	struct store_archive_row row;
+	uint64_t seq = 0;
+	int got;
+
+	memset(&row, 0, sizeof(row));
+	store_sealer_maybe_rotate(st);
+	if (be->tx_begin(st, true, &r->error) < 0)
+		goto fail;
+	got = store_keyring_read(st, r->local, r->domain, r->jid, true, &kr,
+				 &r->error);
+	if (got == 0) {
+		r->result = 2;
+		goto rollback;
+	}
+	if (got < 0)
+		goto fail_rollback;
+	if (!store_anchor_matches(st, r->jid, STORE, &kr)) {
+		log_error("store: %s: the archive was rolled back to an earlier "
+			  "state; refusing to add to it", r->jid);
+		r->error = "archive rolled back";
+		goto fail_rollback;
+	}
+	got = be->archive_has_id(st, r->local, r->domain, r->item.stanza_id,
+				 &r->error);
+	if (got != 0) {
+		if (got < 0)
+			goto fail_rollback;
+		r->result = 3;
+		goto rollback;
+	}
+	got = wanted(r);
+	if (got <= 0) {
+		if (got < 0)
+			goto fail_rollback;
+		r->result = 1;
+		goto rollback;
+	}
+	seq = c->head_seq + 1;
+	if (seal_record_seal(st->sealer, st->seal_keys, r->jid, STORE, kr.pk,
+			     kr.key_id, seq, r->item.stamp_us, c->head_chain,
+			     r->pt, r->item.len, &row.rec) < 0) {
+		r->error = "sealing failed";
+		goto fail_rollback;
+	}
+	row.with = (char *)r->item.with;
+	row.stanza_id = (char *)r->item.stanza_id;
+	row.outgoing = r->item.outgoing;
+	if (meta_mac(r, &row.rec, row.stanza_id, row.with, row.outgoing,
+		     row.meta) < 0 ||
+	    be->archive_insert(st, r->local, r->domain, &row, &r->error) < 0 ||
+	    seal_keyring_note_seal(st->seal_keys, &kr, STORE, &row.rec) < 0 ||
+	    store_keyring_write(st, r->local, r->domain, &kr, &r->error) < 0 ||
+	    be->tx_commit(st, &r->error) < 0) {
+		if (r->error == NULL)
+			r->error = "keyring update failed";
+		/* Nothing was stored: the seq may be used again, with a
+		 * fresh ephemeral key so no (K, nonce) repeats. */
+		seal_sealer_release(st->sealer, r->jid, STORE, seq);
+		goto fail_rollback;
+	}
+	store_anchor_set(st, r->jid, STORE, &kr);
+	r->n = seq;
+	r->result = 0;
+	goto out;
+fail_rollback:
+	be->tx_rollback(st);
+fail:
+	r->result = -1;
+	goto out;
+rollback:
+	be->tx_rollback(st);
+out:
+	seal_record_clear(&row.rec);
+}
+
+/* ---- the walk ---- */
+
+/* Reads the keyring and every row, walks them and checks each genuine
+ * record's metadata MAC. Returns 1 when the walk ran, 0 without keyring,
+ * -1 on error. The caller holds a transaction. */
+static int read_and_walk(struct arc_req *r, struct seal_keyring *kr,
+			 bool check_mac)
+{
+	struct store *st = r->st;
+	int got, rc;
+
+	got = store_keyring_read(st, r->local, r->domain, r->jid, check_mac,
+				 kr, &r->error);
+	if (got <= 0)
+		return got;
+	if (st->backend->archive_list(st, r->local, r->domain, &r->rows,
+				      &r->nrows, &r->error) < 0)
+		return -1;
+	r->recs = xcalloc(r->nrows + 1, sizeof(*r->recs));
+	r->meta_ok = xcalloc(r->nrows + 1, sizeof(*r->meta_ok));
+	for (size_t i = 0; i < r->nrows; i++)
+		r->recs[i] = r->rows[i].rec;
+	rc = seal_verify(st->seal_keys, kr, STORE, r->recs, r->nrows,
+			 store_anchor_get(st, r->jid, STORE), &r->findings);
+	if (rc < 0) {
+		r->error = "verification failed to run";
+		return -1;
+	}
+	if (rc == 1)
+		store_log_findings(r->jid, STORE, &r->findings);
+	for (size_t i = 0; i < r->nrows; i++) {
+		if (r->findings.state[i] != SEAL_REC_GENUINE)
+			continue;
+		r->meta_ok[i] = meta_check(r, &r->rows[i]);
+		if (!r->meta_ok[i]) {
+			log_warn("store: %s: archive store: seq %llu: the clear "
+				 "metadata fails its MAC", r->jid,
+				 (unsigned long long)r->rows[i].rec.seq);
+			rc = 1;
+		}
+	}
+	if (rc == 0 && store_anchor_get(st, r->jid, STORE) == NULL)
+		store_anchor_set(st, r->jid, STORE, kr); /* first clean sight */
+	return 1;
+}
+
+static bool deliverable(const struct arc_req *r, size_t i)
+{
+	return r->findings.state[i] == SEAL_REC_GENUINE && r->meta_ok[i];
+}
+
+/* ---- query ---- */
+
+/* The seq of the live row carrying stanza_id (genuine or withheld: a
+ * bound needs only its place), or 0 if there is none. */
+static uint64_t seq_of_id(const struct arc_req *r, const char *stanza_id)
+{
+	for (size_t i = 0; i < r->nrows; i++)
+		if (!r->rows[i].rec.wiped &&
+		    strcmp(r->rows[i].stanza_id, stanza_id) == 0)
+			return r->rows[i].rec.seq;
+	return 0;
+}
+
+static bool matches(const struct arc_req *r, size_t i, uint64_t after,
+		    uint64_t before)
+{
+	const struct store_archive_query *q = &r->q;
+	const struct store_archive_row *row = &r->rows[i];
+
+	if (!deliverable(r, i) || row->rec.seq <= after || row->rec.seq >= before)
+		return false;
+	if (q->with != NULL && strcmp(row->with, q->with) != 0)
+		return false;
+	if ((q->has_start && row->rec.stamp < q->start_us) ||
+	    (q->has_end && row->rec.stamp > q->end_us))
+		return false;
+	if (q->nids > 0 && !listed(q->ids, q->nids, row->stanza_id))
+		return false;
+	return true;
+}
+
+/* Resolves every id the query names. Returns 0, or 3 if one is not in
+ * the archive. */
+static int resolve_ids(struct arc_req *r, uint64_t *after, uint64_t *before,
+		       uint64_t *rsm_after, uint64_t *rsm_before)
+{
+	const struct store_archive_query *q = &r->q;
+
+	*after = 0;
+	*before = UINT64_MAX;
+	*rsm_after = 0;
+	*rsm_before = UINT64_MAX;
+	if (q->after_id != NULL && (*after = seq_of_id(r, q->after_id)) == 0)
+		return 3;
+	if (q->before_id != NULL && (*before = seq_of_id(r, q->before_id)) == 0)
+		return 3;
+	for (size_t i = 0; i < q->nids; i++)
+		if (seq_of_id(r, q->ids[i]) == 0)
+			return 3;
+	if (q->rsm_after != NULL &&
+	    (*rsm_after = seq_of_id(r, q->rsm_after)) == 0)
+		return 3;
+	if (q->rsm_before != NULL && q->rsm_before[0] != '\0' &&
+	    (*rsm_before = seq_of_id(r, q->rsm_before)) == 0)
+		return 3;
+	return 0;
+}
+
+static void query_work(struct arc_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	const struct store_archive_query *q = &r->q;
+	struct store_archive_page *p = &r->page;
+	struct seal_keyring kr;
+	uint64_t after, before, rsm_after, rsm_before;
+	size_t *match, nmatch = 0, from, to;
+	int got;
+
+	if (be->tx_begin(st, false, &r->error) < 0) {
+		r->result = -1;
+		return;
+	}
+	got = read_and_walk(r, &kr, false);
+	be->tx_rollback(st); /* a read transaction: nothing to commit */
+	if (got <= 0) {
+		r->result = got == 0 ? 2 : -1;
+		return;
+	}
+	for (size_t i = 0; i < r->nrows; i++) {
+		const struct seal_record *rec = &r->rows[i].rec;
+
+		if (rec->wiped)
+			continue;
+		if (!deliverable(r, i)) {
+			p->nwithheld++;
+			if (p->withheld_first == 0 || rec->stamp < p->withheld_first)
+				p->withheld_first = rec->stamp;
+			if (rec->stamp > p->withheld_last)
+				p->withheld_last = rec->stamp;
+			continue;
+		}
+		if (p->first_id == NULL) {
+			p->first_id = r->rows[i].stanza_id;
+			p->first_stamp = rec->stamp;
+		}
+		p->last_id = r->rows[i].stanza_id;
+		p->last_stamp = rec->stamp;
+	}
+	p->nfindings = r->findings.n;
+	for (size_t i = 0; i < r->nrows; i++)
+		if (r->findings.state[i] == SEAL_REC_GENUINE && !r->meta_ok[i])
+			p->nfindings++;
+	if ((r->result = resolve_ids(r, &after, &before, &rsm_after,
+				     &rsm_before)) != 0)
+		return;
+
+	/* The result set, in archive order (rows come by seq). */
+	match = xcalloc(r->nrows + 1, sizeof(*match));
+	for (size_t i = 0; i < r->nrows; i++)
+		if (matches(r, i, after, before))
+			match[nmatch++] = i;
+	p->count = nmatch;
+
+	/* XEP-0059: the page after <after/>, before <before/>, at <index/>,
+	 * or from the start. */
+	if (q->rsm_before != NULL) {
+		to = nmatch;
+		if (q->rsm_before[0] != '\0')
+			for (to = 0; to < nmatch &&
+			     r->rows[match[to]].rec.seq < rsm_before; to++)
+				;
+		from = to > q->max ? to - q->max : 0;
+		p->complete = from == 0;
+	} else {
+		from = 0;
+		if (q->rsm_after != NULL)
+			while (from < nmatch &&
+			       r->rows[match[from]].rec.seq <= rsm_after)
+				from++;
+		else if (q->has_index)
+			from = q->index < nmatch ? q->index : nmatch;
+		to = nmatch - from > q->max ? from + q->max : nmatch;
+		p->complete = to == nmatch;
+	}
+	p->first_index = from;
+	r->msgs = xcalloc(to - from + 1, sizeof(*r->msgs));
+	for (size_t k = from; k < to; k++) {
+		const struct store_archive_row *row = &r->rows[match[k]];
+		r->msgs[k - from] = (struct store_archive_msg){
+			&r->recs[match[k]], row->stanza_id, row->with,
+			row->outgoing
+		};
+	}
+	p->msgs = r->msgs;
+	p->n = to - from;
+	free(match);
+	r->result = 0;
+}
+
+/* ---- retention ---- */
+
+static void expire_work(struct arc_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	uint64_t removed = 0, k;
+	const unsigned char *chain;
+	int got;
+
+	if (be->tx_begin(st, true, &r->error) < 0)
+		goto fail;
+	got = read_and_walk(r, &kr, true);
+	if (got <= 0) {
+		if (got == 0) {
+			r->result = 2;
+			be->tx_rollback(st);
+			return;
+		}
+		goto fail_rollback;
+	}
+	if (!store_anchor_matches(st, r->jid, STORE, &kr)) {
+		r->error = "archive rolled back";
+		goto fail_rollback;
+	}
+	/* The oldest first, never leaving a hole: stop at the first record
+	 * that is newer or that the walk did not accept (a tomb over a
+	 * tampered record would erase the evidence). */
+	for (size_t i = 0; i < r->nrows; i++) {
+		struct seal_record *rec = &r->rows[i].rec;
+
+		if (r->findings.state[i] == SEAL_REC_WIPED)
+			continue;
+		if (!deliverable(r, i) || rec->stamp >= r->cutoff)
+			break;
+		if (seal_record_wipe(st->seal_keys, r->jid, STORE, rec) < 0 ||
+		    be->archive_wipe(st, r->local, r->domain, rec->seq,
+				     rec->tomb, &r->error) < 0 ||
+		    seal_keyring_note_wipe(st->seal_keys, &kr, STORE,
+					   rec->ct_len) < 0)
+			goto fail_rollback;
+		r->findings.state[i] = SEAL_REC_WIPED;
+		removed++;
+	}
+	/* Compaction: base moves over the wiped prefix, those rows go. */
+	k = kr.chains[STORE].base_seq;
+	chain = kr.chains[STORE].base_chain;
+	for (size_t i = 0; i < r->nrows; i++) {
+		const struct seal_record *rec = &r->rows[i].rec;
+
+		if (rec->seq <= kr.chains[STORE].base_seq)
+			continue;
+		if (rec->seq != k + 1 || r->findings.state[i] != SEAL_REC_WIPED ||
+		    (i + 1 < r->nrows && r->rows[i + 1].rec.seq == rec->seq))
+			break;
+		k = rec->seq;
+		chain = rec->chain;
+	}
+	if (k > kr.chains[STORE].base_seq &&
+	    (be->archive_delete(st, r->local, r->domain, k, &r->error) < 0 ||
+	     seal_keyring_note_compact(st->seal_keys, &kr, STORE, k, chain) < 0))
+		goto fail_rollback;
+	if (store_keyring_write(st, r->local, r->domain, &kr, &r->error) < 0 ||
+	    be->tx_commit(st, &r->error) < 0)
+		goto fail_rollback;
+	store_anchor_set(st, r->jid, STORE, &kr);
+	r->n = removed;
+	r->result = 0;
+	return;
+fail_rollback:
+	be->tx_rollback(st);
+fail:
+	if (r->error == NULL)
+		r->error = "archive expiry failed";
+	r->result = -1;
+}
+
+static void verify_work(struct arc_req *r)
+{
+	struct store *st = r->st;
+	struct seal_keyring kr;
+	int got;
+
+	if (st->backend->tx_begin(st, false, &r->error) < 0) {
+		r->result = -1;
+		return;
+	}
+	got = read_and_walk(r, &kr, false);
+	st->backend->tx_rollback(st);
+	if (got <= 0) {
+		r->result = got == 0 ? 2 : -1;
+		return;
+	}
+	/* Metadata failures are findings too (as a changed record). */
+	for (size_t i = 0; i < r->nrows; i++) {
+		struct seal_findings *f = &r->findings;
+		if (f->state[i] != SEAL_REC_GENUINE || r->meta_ok[i])
+			continue;
+		f->v = xgrow(f->v, &f->cap, f->n + 1, sizeof(*f->v));
+		f->v[f->n++] = (struct seal_finding){
+			SEAL_F_BAD_CHAIN, r->rows[i].rec.seq, 1, i
+		};
+	}
+	r->result = r->findings.n > 0 ? 1 : 0;
+}
+
+/* ---- preferences ---- */
+
+static void prefs_get_work(struct arc_req *r)
+{
+	r->result = read_prefs(r);
+}
+
+static void prefs_set_work(struct arc_req *r)
+{
+	struct store *st = r->st;
+	struct store_prefs_row row;
+	struct buf b = BUF_INIT;
+	char *always, *never;
+
+	/* A JID never holds a newline (RFC 7622 forbids controls), so it
+	 * can separate the list; refuse one that would split. */
+	for (size_t i = 0; i < r->prefs.nalways + r->prefs.nnever; i++) {
+		const char *jid = i < r->prefs.nalways ? r->prefs.always[i]
+			: r->prefs.never[i - r->prefs.nalways];
+		if (strchr(jid, '\n') != NULL || *jid == '\0') {
+			r->result = -1;
+			r->error = "a JID with a newline";
+			return;
+		}
+	}
+	if ((unsigned)r->prefs.mode > STORE_ARCHIVE_NEVER)
+		r->prefs.mode = STORE_ARCHIVE_ROSTER;
+	always = join_lines(r->prefs.always, r->prefs.nalways);
+	never = join_lines(r->prefs.never, r->prefs.nnever);
+	row.mode = mode_names[r->prefs.mode];
+	row.always = always;
+	row.never = never;
+	prefs_encode(&b, &row);
+	r->result = -1;
+	if (seal_aux_mac(st->seal_keys, r->jid, PREFS_KIND, b.data, b.len,
+			 row.mac) < 0)
+		r->error = "MAC failed";
+	else if (st->backend->tx_begin(st, true, &r->error) == 0) {
+		if (st->backend->archive_prefs_put(st, r->local, r->domain, &row,
+						   &r->error) == 0 &&
+		    st->backend->tx_commit(st, &r->error) == 0)
+			r->result = 0;
+		else
+			st->backend->tx_rollback(st);
+	}
+	buf_free(&b);
+	free(always);
+	free(never);
+}
+
+/* ---- requests ---- */
+
+static void arc_work(void *arg)
+{
+	struct arc_req *r = arg;
+
+	if (r->st->seal_keys == NULL) {
+		r->result = -1;
+		r->error = "the store has no seal keys";
+		return;
+	}
+	switch (r->op) {
+	case ARC_DEPOSIT:
+		deposit_work(r);
+		break;
+	case ARC_QUERY:
+		query_work(r);
+		break;
+	case ARC_EXPIRE:
+		expire_work(r);
+		break;
+	case ARC_VERIFY:
+		verify_work(r);
+		break;
+	case ARC_PREFS_GET:
+		prefs_get_work(r);
+		break;
+	case ARC_PREFS_SET:
+		prefs_set_work(r);
+		break;
+	}
+	if (r->result < 0)
+		log_warn("store: %s: archive: %s", r->jid,
+			 r->error ? r->error : "error");
+}
+
+static void arc_done(void *arg)
+{
+	struct arc_req *r = arg;
+
+	switch (r->op) {
+	case ARC_DEPOSIT:
+		if (r->cb.deposit)
+			r->cb.deposit(r->ctx, r->result, r->n);
+		break;
+	case ARC_QUERY:
+		if (r->cb.query)
+			r->cb.query(r->ctx, r->result,
+				    r->result == 0 ? &r->page : NULL);
+		break;
+	case ARC_EXPIRE:
+		if (r->cb.count)
+			r->cb.count(r->ctx, r->result, r->n);
+		break;
+	case ARC_VERIFY:
+		if (r->cb.verify)
+			r->cb.verify(r->ctx, r->result, r->findings.v,
+				     r->result == 1 ? r->findings.n : 0);
+		break;
+	case ARC_PREFS_GET:
+		if (r->cb.prefs)
+			r->cb.prefs(r->ctx, r->result,
+				    r->result == 1 ? &r->prefs : NULL);
+		break;
+	case ARC_PREFS_SET:
+		if (r->cb.done)
+			r->cb.done(r->ctx, r->result, r->error);
+		break;
+	}
+	store_archive_rows_free(r->rows, r->nrows);
+	free(r->recs);
+	free(r->meta_ok);
+	free(r->msgs);
+	seal_findings_free(&r->findings);
+	if (r->pt != NULL)
+		xfree_secret(r->pt, r->item.len);
+	arena_free(r->pool);
+	free(r->local);
+	free(r->domain);
+	free(r->jid);
+	free(r);
+}
+
+static struct arc_req *req_new(struct store *st, enum arc_op op,
+			       const char *local, const char *domain,
+			       void *ctx)
+{
+	struct arc_req *r = xcalloc(1, sizeof(*r));
+
+	r->st = st;
+	r->op = op;
+	r->local = xstrdup(local);
+	r->domain = xstrdup(domain);
+	r->jid = xasprintf("%s@%s", local, domain);
+	r->ctx = ctx;
+	r->pool = arena_new(256);
+	return r;
+}
+
+static const char *pool_dup(struct arena *pool, const char *s)
+{
+	return s != NULL ? arena_strdup(pool, s) : NULL;
+}
+
+static const char *const *pool_dupv(struct arena *pool,
+				    const char *const *v, size_t n)
+{
+	const char **out = arena_alloc(pool, (n + 1) * sizeof(*out));
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = arena_strdup(pool, v[i]);
+	out[n] = NULL;
+	return out;
+}
+
+void store_archive_deposit(struct store *st, const char *local,
+			   const char *domain,
+			   const struct store_archive_item *item,
+			   enum store_archive_mode dflt, store_deposit_cb *cb,
+			   void *ctx)
+{
+	struct arc_req *r = req_new(st, ARC_DEPOSIT, local, domain, ctx);
+
+	r->cb.deposit = cb;
+	r->item = *item;
+	r->item.with = pool_dup(r->pool, item->with);
+	r->item.stanza_id = pool_dup(r->pool, item->stanza_id);
+	r->pt = xmalloc(item->len + 1);
+	memcpy(r->pt, item->stanza, item->len);
+	r->item.stanza = NULL;
+	r->dflt = dflt;
+	store_submit(st, arc_work, arc_done, r);
+}
+
+void store_archive_query(struct store *st, const char *local,
+			 const char *domain,
+			 const struct store_archive_query *q,
+			 store_archive_cb *cb, void *ctx)
+{
+	struct arc_req *r = req_new(st, ARC_QUERY, local, domain, ctx);
+
+	r->cb.query = cb;
+	r->q = *q;
+	r->q.with = pool_dup(r->pool, q->with);
+	r->q.after_id = pool_dup(r->pool, q->after_id);
+	r->q.before_id = pool_dup(r->pool, q->before_id);
+	r->q.rsm_after = pool_dup(r->pool, q->rsm_after);
+	r->q.rsm_before = pool_dup(r->pool, q->rsm_before);
+	r->q.ids = pool_dupv(r->pool, q->ids, q->nids);
+	store_submit(st, arc_work, arc_done, r);
+}
+
+void store_archive_expire(struct store *st, const char *local,
+			  const char *domain, int64_t cutoff_us,
+			  store_count_cb *cb, void *ctx)
+{
+	struct arc_req *r = req_new(st, ARC_EXPIRE, local, domain, ctx);
+
+	r->cb.count = cb;
+	r->cutoff = cutoff_us;
+	store_submit(st, arc_work, arc_done, r);
+}
+
+void store_archive_verify(struct store *st, const char *local,
+			  const char *domain, store_verify_cb *cb, void *ctx)
+{
+	struct arc_req *r = req_new(st, ARC_VERIFY, local, domain, ctx);
+
+	r->cb.verify = cb;
+	store_submit(st, arc_work, arc_done, r);
+}
+
+void store_archive_prefs_get(struct store *st, const char *local,
+			     const char *domain, store_archive_prefs_cb *cb,
+			     void *ctx)
+{
+	struct arc_req *r = req_new(st, ARC_PREFS_GET, local, domain, ctx);
+
+	r->cb.prefs = cb;
+	store_submit(st, arc_work, arc_done, r);
+}
+
+void store_archive_prefs_set(struct store *st, const char *local,
+			     const char *domain,
+			     const struct store_archive_prefs *prefs,
+			     store_done_cb *cb, void *ctx)
+{
+	struct arc_req *r = req_new(st, ARC_PREFS_SET, local, domain, ctx);
+
+	r->cb.done = cb;
+	r->prefs = *prefs;
+	r->prefs.always = pool_dupv(r->pool, prefs->always, prefs->nalways);
+	r->prefs.never = pool_dupv(r->pool, prefs->never, prefs->nnever);
+	store_submit(st, arc_work, arc_done, r);
+}
