@@ -213,8 +213,11 @@ HINT_CASES = {
     'normal': ('normal', True, '', True, None),
     'untyped': (None, True, '', True, None),
     'no-store': ('chat', True, f"<no-store xmlns='{NS_HINTS}'/>", False, 'service-unavailable'),
-    'no-permanent-store': ('chat', True, f"<no-permanent-store xmlns='{NS_HINTS}'/>", False,
-                           'service-unavailable'),
+    # XEP-0334 §3 "Sensitive messages": no permanent record, but "stored
+    # temporarily as a normal part of delivery (e.g. if the recipient is
+    # offline)" is what the sender accepts: stored, not bounced.
+    'no-permanent-store': ('chat', True, f"<no-permanent-store xmlns='{NS_HINTS}'/>", True,
+                           'none'),
     'no-store-normal': ('normal', True, f"<no-store xmlns='{NS_HINTS}'/>", False,
                         'service-unavailable'),
     'store-without-body': ('chat', False,
@@ -234,7 +237,8 @@ HINT_CASES = {
 @pytest.mark.parametrize('case', list(HINT_CASES))
 def test_what_is_stored(server, users, case):
     """XEP-0160 §3 and XEP-0334: chat/normal with a body are stored;
-    no-store/no-permanent-store bounce with service-unavailable; <store/>
+    no-store bounces with service-unavailable, no-permanent-store is
+    stored (offline storage is temporary, XEP-0334 §3); <store/>
     stores without a body; chat states and receipts alone are neither
     stored nor bounced (chat states: never bounced); headline and error are
     dropped silently, groupchat bounced. Error None: no assertion about a
