@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs what is missing, builds roost twice (release, and with
 # AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole suite,
-# unit and integration, on both builds.
+# unit and integration, on both builds; then runs each fuzz target for a
+# minute (FUZZ_SECONDS).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,10 +26,30 @@ for variant in release asan; do
 	meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
 
-# One closing line for humans and CI: the counts over both builds.
+# The libFuzzer targets (scripts/fuzz.sh): FUZZ_SECONDS each (default 60,
+# so about five minutes and a minute to build); a crash, leak, sanitizer
+# report or hang fails the run. FUZZ_SECONDS=0 skips them.
+rm -f build-fuzz/fuzz-results
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+	echo "== fuzz: ${FUZZ_SECONDS:-60}s per target"
+	FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash scripts/fuzz.sh || status=1
+fi
+
+# One closing line for humans and CI: the counts over both builds and the
+# fuzz targets.
 /usr/bin/python3 - <<'PY'
-import json
+import json, os
 passed = failed = skipped = 0
+if os.environ.get("FUZZ_SECONDS", "60") != "0":
+    try:
+        with open("build-fuzz/fuzz-results") as f:
+            for line in f:
+                if line.split()[-1] == "OK":
+                    passed += 1
+                else:
+                    failed += 1
+    except FileNotFoundError:
+        failed += 1
 for v in ("release", "asan"):
     try:
         with open(f"build-test-{v}/meson-logs/testlog.json") as f:

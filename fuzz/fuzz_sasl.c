@@ -124,9 +124,9 @@ static void fuzz_text(const char *s, size_t len)
 		size_t again_len;
 
 		/* Same length as the input (no skipped characters), and
-		 * encoding round-trips. */
+		 * encoding round-trips. "=" is RFC 6120's empty response. */
 		enc = base64_encode(dec, dec_len);
-		if (strlen(enc) != len ||
+		if ((strlen(enc) != len && !(len == 1 && s[0] == '=')) ||
 		    base64_decode(enc, strlen(enc), &again, &again_len) != 0 ||
 		    again_len != dec_len || memcmp(again, dec, dec_len) != 0)
 			abort();

@@ -8,6 +8,9 @@ packages=(
 	libevent-dev libssl-dev libexpat1-dev libidn-dev libsqlite3-dev
 	libinih-dev libcmocka-dev
 	openssl sqlite3 python3 python3-pytest python3-slixmpp
+	# libFuzzer and its sanitizer runtimes (scripts/fuzz.sh), valgrind
+	# (scripts/valgrind-suite.sh)
+	clang libclang-rt-14-dev valgrind
 )
 
 missing=()

@@ -478,6 +478,12 @@ static int set_value(const struct config_entry *e, void *base,
 			*why_r = xstrdup("must not be empty");
 			return -1;
 		}
+		/* inih takes "key =;x" as ";x" but "key = ;x" as empty:
+		 * such a value could not be written back (config_dump). */
+		if (*value == ';') {
+			*why_r = xasprintf("'%s' must not start with ';'", value);
+			return -1;
+		}
 		if (e->check != NULL && e->check(value, &why) < 0) {
 			*why_r = xasprintf("'%s' %s", value, why);
 			return -1;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/module.h"
+
 struct account;
 struct addr_limit;
 struct auth_throttle;
@@ -45,6 +47,9 @@ struct server {
 
 	char *version_name;        /* for XEP-0092 */
 	bool shutting_down;
+	/* Per-module server-wide state, as in sessions and accounts (see
+	 * core/module.h): a module finds its slot by modules_index. */
+	void *mod_ctx[MODULES_MAX];
 	struct event *sig_term, *sig_int, *shutdown_timer;
 };
 

@@ -1,13 +1,21 @@
-/* XEP-0160 offline storage and XEP-0013 flexible offline retrieval over the
- * sealed store (DESIGN §5, docs/offline.md).
+/* XEP-0160 offline messages over the sealed store (DESIGN §5, issue 3):
+ * what is stored, the paced flood at initial presence, the notices, and
+ * the per-session job engine that the flood and XEP-0013
+ * (mod_offline_flex.c) share.
  *
- * Storage: a message no available resource took is sealed to the
- * recipient by the store. Delivery: at initial presence the genuine
- * records are opened with the keyring the login unlocked and sent oldest
- * first, `batch` at a time; a batch leaves the store only once the client
- * has it for certain (acked with XEP-0198, else written to its socket),
- * then the next batch goes. Anything the walk did not accept is withheld
- * and the user is told. */
+ * Storing: a message no available resource took gets a XEP-0203 stamp and
+ * goes whole to the store, which seals it to the recipient on its worker.
+ * The sender hears only of failures: nothing is dropped without an error,
+ * except content-free messages (chat states, receipts) nobody would want
+ * days later.
+ *
+ * Delivering: a job loads the store (the walk decides what is genuine),
+ * copies a window of still-sealed records out of the load, then opens and
+ * sends them `batch` at a time. The next batch goes only once the client
+ * has the previous one for certain (acked with XEP-0198, else written to
+ * the socket), and only then does a flooded batch leave the store, so a
+ * session that ends mid-way leaves the rest stored. Memory per session:
+ * one window of ciphertext (WINDOW_BYTES) and one batch in flight. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +29,7 @@
 #include "core/router.h"
 #include "core/session.h"
 #include "core/stanza.h"
+#include "mod/mod_offline.h"
 #include "seal/seal.h"
 #include "server.h"
 #include "store/store.h"
@@ -31,199 +40,341 @@
 #include "xml/xml.h"
 #include "xml/xml_parser.h"
 #include "xml/xml_writer.h"
+#include "xmpp/c2s.h"
 
-#define NS_OFFLINE "http://jabber.org/protocol/offline"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
-#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_HINTS "urn:xmpp:hints"
-#define NS_XDATA "jabber:x:data"
-/* XEP-0013 view/remove requests name at most this many items. */
-#define MAX_ITEMS 1000
-#define NODE_DIGITS 20
+#define NS_CONFERENCE "jabber:x:conference"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
+
+/* Ciphertext a session holds copied out of a load. Past it the job loads
+ * again: each load walks the whole store (one HMAC per record), so a store
+ * of N records bigger than this costs N * size / WINDOW_BYTES HMACs. */
+#define WINDOW_BYTES (512u * 1024)
+/* Jobs one session may have waiting: XEP-0013 requests beyond this get
+ * <resource-constraint/>. */
+#define JOBS_MAX 16
 
 extern const struct module offline_module;
 
-/* Per account: XEP-0013 §2.2: once a session used flexible retrieval, no
- * session of the account gets the flood. */
 struct off_account {
+	/* XEP-0013 §2.2: a session of the account used flexible retrieval,
+	 * so none gets the flood while the account stays loaded, i.e. while
+	 * that session or another one lives. */
 	bool flexible;
 };
 
-/* One record opened for delivery. */
-struct off_msg {
-	uint64_t seq;
-	size_t size;            /* plaintext bytes: about what it costs to send */
-	struct xml_node *stanza;
-};
+static void job_start(struct osess *o);
+static void pump(struct osess *o);
+static void loaded(void *ctx, int result, const struct store_offline *off);
+static void purged(void *ctx, int result, const char *error);
 
-/* Per session. Outlives the session while a store request is out (dead
- * is then set and the callback frees it). */
-struct off_session {
-	struct session *s;         /* NULL once the session ended */
-	unsigned pending;          /* store requests in flight */
-	bool flooding;             /* the initial flood is running */
-	bool again;                /* a deposit arrived meanwhile: load again */
-	bool noticed;              /* integrity notice already sent */
-	uint64_t sent_upto;        /* highest seq delivered to this session */
-	uint64_t *batch;           /* seqs of the batch awaiting certainty */
-	size_t nbatch;
-	struct off_msg *queue;     /* opened, not yet sent */
-	size_t nqueue, qpos;
-};
+/* ---- context slots and lifetime ---- */
 
-/* ---- context slots ---- */
+static unsigned slot(const struct server *srv)
+{
+	return modules_index(srv->modules, &offline_module);
+}
 
 static struct off_account *acct_ctx(struct account *a)
 {
-	unsigned i = modules_index(a->srv->modules, &offline_module);
+	void **p = &a->mod_ctx[slot(a->srv)];
 
-	if (a->mod_ctx[i] == NULL)
-		a->mod_ctx[i] = xcalloc(1, sizeof(struct off_account));
-	return a->mod_ctx[i];
+	if (*p == NULL)
+		*p = xcalloc(1, sizeof(struct off_account));
+	return *p;
 }
 
-static struct off_session *sess_ctx(struct session *s)
+void off_mark_flexible(struct account *a)
 {
-	unsigned i = modules_index(s->srv->modules, &offline_module);
-	struct off_session *os = s->mod_ctx[i];
+	acct_ctx(a)->flexible = true;
+}
 
-	if (os == NULL) {
-		os = s->mod_ctx[i] = xcalloc(1, sizeof(*os));
-		os->s = s;
+struct osess *off_session(struct session *s)
+{
+	void **p = &s->mod_ctx[slot(s->srv)];
+
+	if (*p == NULL) {
+		struct osess *o = xcalloc(1, sizeof(*o));
+		o->s = s;
+		*p = o;
 	}
-	return os;
+	return *p;
 }
 
-static void queue_clear(struct off_session *os)
+static struct osess *session_find_ctx(struct session *s)
 {
-	for (size_t i = os->qpos; i < os->nqueue; i++)
-		xml_free(os->queue[i].stanza);
-	free(os->queue);
-	os->queue = NULL;
-	os->nqueue = os->qpos = 0;
+	return s->mod_ctx[slot(s->srv)];
 }
 
-static void sess_free(struct off_session *os)
+static void job_free(struct job *j)
 {
-	queue_clear(os);
-	free(os->batch);
-	free(os);
+	if (j == NULL)
+		return;
+	xml_free(j->iq);
+	free(j->seqs);
+	free(j);
 }
 
-/* Called by a store callback: false if the session went away (and the
- * context was freed when nothing else waits on it). */
-static bool sess_release(struct off_session *os)
+/* The window holds ciphertext only (sealed records are not secret). */
+static void window_clear(struct osess *o)
 {
-	os->pending--;
-	if (os->s == NULL) {
-		if (os->pending == 0)
-			sess_free(os);
-		return false;
+	for (size_t i = o->wpos; i < o->nwin; i++)
+		free(o->win[i].ct);
+	free(o->win);
+	o->win = NULL;
+	o->nwin = o->wpos = o->wcap = 0;
+	o->more = false;
+}
+
+static void osess_free(struct osess *o)
+{
+	struct job *j, *next;
+
+	window_clear(o);
+	free(o->batch);
+	job_free(o->job);
+	for (j = o->qhead; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
 	}
-	return true;
+	free(o);
 }
 
-/* ---- helpers ---- */
+/* Sending can end the session on the spot (its output queue overflows),
+ * and the session_end hook must not free the context under a caller:
+ * whoever may send holds it. Returns false (context freed or left to the
+ * others) once the session is gone. */
+static void hold(struct osess *o)
+{
+	o->busy++;
+}
 
-static void format_stamp(int64_t us, char *out, size_t len)
+static bool release(struct osess *o)
+{
+	o->busy--;
+	if (o->s != NULL)
+		return true;
+	if (o->busy == 0 && o->pending == 0)
+		osess_free(o);
+	return false;
+}
+
+/* A store callback's first step: the request is no longer pending; false
+ * if the session went meanwhile (then nothing is to be done). */
+static bool returned(struct osess *o)
+{
+	o->pending--;
+	if (o->s != NULL)
+		return true;
+	if (o->busy == 0 && o->pending == 0)
+		osess_free(o);
+	return false;
+}
+
+/* ---- small helpers ---- */
+
+static bool mode_sealed(const struct config *cfg)
+{
+	return cfg->mode != NULL && strcmp(cfg->mode, "sealed") == 0;
+}
+
+/* XEP-0082 DateTime in UTC; `ms` adds milliseconds, else to the minute
+ * (enough for a notice). */
+static void format_stamp(int64_t us, bool ms, char *out, size_t len)
 {
 	time_t t = (time_t)(us / 1000000);
 	struct tm tm;
-
 	char date[32];
 
 	gmtime_r(&t, &tm);
+	if (!ms) {
+		strftime(out, len, "%Y-%m-%dT%H:%MZ", &tm);
+		return;
+	}
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out, len, "%s.%03dZ", date, (int)((us / 1000) % 1000));
 }
 
-static void format_node(uint64_t seq, char *out, size_t len)
+void off_format_node(uint64_t seq, char out[OFF_NODE_DIGITS + 1])
 {
-	snprintf(out, len, "%0*" PRIu64, NODE_DIGITS, seq);
+	snprintf(out, OFF_NODE_DIGITS + 1, "%0*" PRIu64, OFF_NODE_DIGITS, seq);
 }
 
-/* Client input: exactly NODE_DIGITS digits. */
-static bool parse_node(const char *node, uint64_t *seq_r)
+bool off_parse_node(const char *node, uint64_t *seq_r)
 {
 	uint64_t v = 0;
 
-	if (node == NULL || strlen(node) != NODE_DIGITS)
+	if (node == NULL)
 		return false;
-	for (int i = 0; i < NODE_DIGITS; i++) {
+	for (int i = 0; i < OFF_NODE_DIGITS; i++) {
+		unsigned d;
+
 		if (node[i] < '0' || node[i] > '9')
+			return false; /* also catches a short string's NUL */
+		d = (unsigned)(node[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
 			return false;
-		if (v > (UINT64_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(node[i] - '0');
+		v = v * 10 + d;
 	}
+	if (node[OFF_NODE_DIGITS] != '\0' || v == 0)
+		return false;
 	*seq_r = v;
-	return v > 0;
+	return true;
 }
 
-/* A notice from the server to one session (issue 3: the user is told
- * about withheld, unreadable and expired messages). */
-static void notice(struct session *s, const char *subject, const char *body)
+static const char *plural(size_t n, const char *one, const char *many)
 {
+	return n == 1 ? one : many;
+}
+
+/* "90 days", "2 hours", "45 seconds": how long records are kept. */
+static void format_duration(unsigned secs, char *out, size_t len)
+{
+	if (secs % 86400 == 0)
+		snprintf(out, len, "%u %s", secs / 86400, plural(secs / 86400, "day", "days"));
+	else if (secs % 3600 == 0)
+		snprintf(out, len, "%u %s", secs / 3600, plural(secs / 3600, "hour", "hours"));
+	else if (secs % 60 == 0)
+		snprintf(out, len, "%u %s", secs / 60, plural(secs / 60, "minute", "minutes"));
+	else
+		snprintf(out, len, "%u %s", secs, plural(secs, "second", "seconds"));
+}
+
+/* A message from the server to one session. A notice the next load would
+ * say again (withheld records, a login that cannot open the store) goes
+ * like a stored message: not rerouted to the offline store if the session
+ * ends unacknowledged. One about records just deleted is said once only,
+ * so it goes the ordinary way and, unacknowledged, lands in the store. */
+static void notice(struct osess *o, bool again_later, const char *subject,
+		   const char *body)
+{
+	struct session *s = o->s;
 	struct xml_node *m = stanza_new("message", s->jid.domain, s->full,
 					"normal", NULL);
 
 	xml_add_text_child(m, "subject", subject);
 	xml_add_text_child(m, "body", body);
-	session_send(s, m);
+	if (again_later)
+		session_send_stored(s, m);
+	else
+		session_send(s, m);
 	xml_free(m);
 }
 
-struct parse_ctx {
-	struct xml_node *stanza;
-};
-
-static void parsed_open(void *ctx, const struct xml_node *h, const char *ns) {}
-static void parsed_close(void *ctx) {}
-static void parsed_error(void *ctx, const char *c, const char *t) {}
-
-static void parsed_stanza(void *ctx, struct xml_node *st)
+static void removed_logged(void *ctx, int result, const char *error)
 {
-	struct parse_ctx *p = ctx;
+	char *bare = ctx;
 
-	if (p->stanza == NULL)
-		p->stanza = st;
+	if (result != 0)
+		log_msg(LOG_WARN, bare, "offline: removal failed: %s",
+			error ? error : "store error");
+	free(bare);
+}
+
+/* Removal that needs no answer: the records go, or stay and come again
+ * (the store logs why). */
+static void remove_seqs(struct account *a, const uint64_t *seqs, size_t n)
+{
+	if (n == 0)
+		return;
+	store_offline_remove(a->srv->store, a->local, a->domain, seqs, n,
+			     removed_logged, xstrdup(a->bare));
+}
+
+/* ---- opening records ---- */
+
+static const char stream_header[] =
+	"<stream:stream xmlns='jabber:client' "
+	"xmlns:stream='http://etherx.jabber.org/streams'>";
+
+static void rp_open(void *ctx, const struct xml_node *h, const char *ns)
+{
+}
+
+static void rp_stanza(void *ctx, struct xml_node *st)
+{
+	struct off_reparse *r = ctx;
+
+	r->nstanzas++;
+	if (r->got == NULL)
+		r->got = st;
 	else
 		xml_free(st);
 }
 
-/* The plaintext is one serialized stanza; parse it back in a stream of
- * its own. */
-static struct xml_node *parse_stanza(const unsigned char *xml, size_t len)
+static void rp_close(void *ctx)
 {
-	static const char header[] =
-		"<stream:stream xmlns='jabber:client' "
-		"xmlns:stream='http://etherx.jabber.org/streams'>";
-	static const struct xml_parser_callbacks cb = {
-		.stream_open = parsed_open,
-		.stanza = parsed_stanza,
-		.stream_close = parsed_close,
-		.error = parsed_error,
-	};
-	struct xml_parser_limits limits = {
-		.max_stanza_bytes = len + 64, .max_depth = 256, .max_attrs = 256,
-	};
-	struct parse_ctx p = { NULL };
-	struct xml_parser *parser = xml_parser_new(&limits, &cb, &p);
-
-	if (xml_parser_feed(parser, header, sizeof(header) - 1) != 0 ||
-	    xml_parser_feed(parser, (const char *)xml, len) != 0) {
-		xml_free(p.stanza);
-		p.stanza = NULL;
-	}
-	xml_parser_free(parser);
-	return p.stanza;
+	struct off_reparse *r = ctx;
+	r->bad = true;
 }
 
-/* Opens one genuine record. NULL if it cannot be opened with this
- * keyring (a reset dropped its key) or does not parse. */
-static struct xml_node *open_record(struct account *a,
-				    const struct seal_record *rec)
+static void rp_error(void *ctx, const char *condition, const char *text)
+{
+	struct off_reparse *r = ctx;
+	r->bad = true;
+}
+
+static void reparse_restart(struct off_reparse *r)
+{
+	xml_parser_reset(r->p);
+	r->bad = false;
+	xml_parser_feed(r->p, stream_header, sizeof(stream_header) - 1);
+}
+
+void off_reparse_init(struct off_reparse *r)
+{
+	static const struct xml_parser_callbacks cb = {
+		.stream_open = rp_open,
+		.stanza = rp_stanza,
+		.stream_close = rp_close,
+		.error = rp_error,
+	};
+	/* Records are our own serialization of stanzas the parser once
+	 * accepted, and genuine (the walk vouched for them): the limits
+	 * only need to admit what any configuration could have let in. */
+	static const struct xml_parser_limits limits = {
+		.max_stanza_bytes = SEAL_MAX_PLAINTEXT,
+		.max_depth = 1000,
+		.max_attrs = 1000,
+	};
+
+	memset(r, 0, sizeof(*r));
+	r->p = xml_parser_new(&limits, &cb, r);
+	xml_parser_feed(r->p, stream_header, sizeof(stream_header) - 1);
+}
+
+void off_reparse_free(struct off_reparse *r)
+{
+	xml_parser_free(r->p);
+	r->p = NULL;
+}
+
+/* The plaintext is exactly one serialized message; the parser keeps the
+ * stream open between records. */
+static struct xml_node *reparse(struct off_reparse *r, const unsigned char *pt,
+				size_t len)
+{
+	struct xml_node *st;
+
+	if (r->bad)
+		reparse_restart(r);
+	r->got = NULL;
+	r->nstanzas = 0;
+	if (xml_parser_feed(r->p, (const char *)pt, len) != 0 ||
+	    r->nstanzas != 1 || stanza_kind(r->got) != STANZA_MESSAGE)
+		r->bad = true;
+	st = r->got;
+	r->got = NULL;
+	if (r->bad) {
+		xml_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+struct xml_node *off_open(struct account *a, struct off_reparse *r,
+			  const struct seal_record *rec)
 {
 	unsigned char *pt;
 	size_t len;
@@ -231,52 +382,105 @@ static struct xml_node *open_record(struct account *a,
 
 	if (a->unlocked == NULL ||
 	    seal_record_open(a->unlocked, a->bare, SEAL_STORE_OFFLINE, rec,
-			     &pt, &len) != 0)
+			     &pt, &len) != 0) {
+		log_msg(LOG_ERROR, a->bare, "offline: genuine record seq %" PRIu64
+			" does not open", rec->seq);
 		return NULL;
-	st = parse_stanza(pt, len);
+	}
+	st = reparse(r, pt, len);
 	xfree_secret(pt, len);
+	if (st == NULL)
+		log_msg(LOG_ERROR, a->bare, "offline: record seq %" PRIu64
+			" does not parse back", rec->seq);
 	return st;
 }
 
-static bool expired(const struct server *srv, int64_t stamp)
-{
-	unsigned expiry = srv->cfg->expiry;
+/* ---- storage (XEP-0160 §3, XEP-0334) ---- */
 
-	return expiry != 0 && stamp < seal_now_us() - (int64_t)expiry * 1000000;
+enum policy { POLICY_STORE, POLICY_BOUNCE, POLICY_DROP };
+
+static bool has_hint(const struct xml_node *msg, const char *name)
+{
+	return xml_child(msg, name, NS_HINTS) != NULL;
 }
 
-/* ---- storage (XEP-0160, XEP-0334) ---- */
+/* Content worth keeping for later without a body: invitations to rooms
+ * (XEP-0249 direct, XEP-0045 §7.8.2 mediated). */
+static bool is_invitation(const struct xml_node *msg)
+{
+	const struct xml_node *x = xml_child(msg, "x", NS_MUC_USER);
+
+	return xml_child(msg, "x", NS_CONFERENCE) != NULL ||
+	       (x != NULL && xml_child(x, "invite", NS_MUC_USER) != NULL);
+}
+
+static enum policy store_policy(const struct xml_node *msg)
+{
+	const char *type = xml_attr(msg, "type");
+
+	/* The router never asks for these; should it, XEP-0160 §3 says not
+	 * to store them, and RFC 6121 §8.5.2.2.1 to drop headlines
+	 * silently. Hints in errors are ignored (XEP-0334 §5). */
+	if (type != NULL && strcmp(type, "groupchat") == 0)
+		return POLICY_BOUNCE;
+	if (type != NULL && (strcmp(type, "headline") == 0 ||
+			     strcmp(type, "error") == 0))
+		return POLICY_DROP;
+	/* XEP-0334 §4.2: not even kept for later delivery. */
+	if (has_hint(msg, "no-store"))
+		return POLICY_BOUNCE;
+	/* <no-permanent-store/> is not a reason to bounce: XEP-0334 §3.3
+	 * names storing "temporarily as a normal part of delivery (e.g. if
+	 * the recipient is offline)" as what the hint allows. Only the
+	 * archive (mod_mam) leaves it out. */
+	if (has_hint(msg, "store") ||
+	    xml_child(msg, "body", XML_NS_CLIENT) != NULL ||
+	    xml_child(msg, "subject", XML_NS_CLIENT) != NULL ||
+	    is_invitation(msg))
+		return POLICY_STORE;
+	/* Chat states, receipts, markers alone (XEP-0160 §3: "SHOULD NOT
+	 * be stored"): stale by the time the user is back, and an error
+	 * for each would only tell the sender what presence already did. */
+	return POLICY_DROP;
+}
 
 struct deposit {
 	struct server *srv;
-	struct xml_node *msg;   /* a copy, to bounce it if it cannot be stored */
+	struct xml_node *msg;   /* as received, to bounce it */
 	char *bare;
 };
 
-static void flood_start(struct session *s);
+/* A deposit landed while a session of the account floods: that flood
+ * loads once more when it is through, so the message is not left behind
+ * until the next login. */
+static void wake_floods(struct server *srv, const char *bare)
+{
+	struct account *a = hashmap_get(srv->accounts, bare);
+
+	if (a == NULL)
+		return;
+	account_foreach_session(a, sess) {
+		struct osess *o = session_find_ctx(sess);
+		if (o != NULL && o->job != NULL && o->job->kind == JOB_FLOOD)
+			o->reload = true;
+	}
+}
 
 static void deposited(void *ctx, int result, uint64_t seq)
 {
 	struct deposit *d = ctx;
-	struct account *a;
 
 	switch (result) {
 	case 0:
-		/* A session that is flooding right now picks it up after its
-		 * current batch. */
-		a = hashmap_get(d->srv->accounts, d->bare);
-		if (a != NULL && a->loaded)
-			account_foreach_session(a, s) {
-				struct off_session *os = sess_ctx(s);
-				if (os->flooding)
-					os->again = true;
-			}
+		wake_floods(d->srv, d->bare);
 		break;
 	case 1:
+		log_msg(LOG_INFO, d->bare, "offline: quota reached, message refused");
 		router_bounce(d->srv, d->msg, "resource-constraint",
 			      "offline storage quota exceeded");
 		break;
 	case 2:
+		/* No such user, or one without a keyring to seal to. */
 		router_bounce(d->srv, d->msg, "service-unavailable", NULL);
 		break;
 	default:
@@ -289,590 +493,711 @@ static void deposited(void *ctx, int result, uint64_t seq)
 	free(d);
 }
 
-static bool has_hint(const struct xml_node *msg, const char *name)
+/* XEP-0203: when the server took it. A <delay/> claiming to be from our
+ * own domain can only be forged (or a leftover of ours): it goes. */
+static struct xml_node *stamp_delay(struct xml_node *msg, const char *domain,
+				    int64_t now)
 {
-	return xml_child(msg, name, NS_HINTS) != NULL;
+	struct xml_node *d, *next, *delay;
+	char stamp[64];
+
+	for (d = xml_child(msg, "delay", NS_DELAY); d != NULL; d = next) {
+		const char *from = xml_attr(d, "from");
+		next = xml_next(d, "delay", NS_DELAY);
+		if (from != NULL && strcmp(from, domain) == 0)
+			xml_remove(d);
+	}
+	format_stamp(now, true, stamp, sizeof(stamp));
+	delay = xml_add_child(msg, "delay", NS_DELAY);
+	xml_set_attr(delay, "from", domain);
+	xml_set_attr(delay, "stamp", stamp);
+	xml_add_text(delay, "Offline Storage", 15);
+	return delay;
 }
 
-static bool offline_store(struct server *srv, struct xml_node *msg,
-			  const struct jid *to)
+static bool offline_undelivered(struct server *srv, struct xml_node *msg,
+				const struct jid *to)
 {
 	const struct config *cfg = srv->cfg;
-	const char *type = xml_attr(msg, "type");
 	struct deposit *d;
 	struct buf b = BUF_INIT;
 	struct xml_node *delay;
-	char stamp[64];
-	int64_t now = seal_now_us();
+	int64_t now;
 
-	if (strcmp(cfg->mode, "sealed") != 0 || to->local == NULL)
+	/* XEP-0160 §2: a server that does not store answers
+	 * service-unavailable, which the router does when we decline. */
+	if (to->local == NULL || !mode_sealed(cfg))
 		return false;
-	/* XEP-0160 §3: chat and normal only. */
-	if (type != NULL && strcmp(type, "chat") != 0 && strcmp(type, "normal") != 0)
+	switch (store_policy(msg)) {
+	case POLICY_BOUNCE:
 		return false;
-	/* XEP-0334: the sender asked us not to keep it: it is then just
-	 * undeliverable. */
-	if (has_hint(msg, "no-store") || has_hint(msg, "no-permanent-store"))
-		return false;
-	if (!has_hint(msg, "store") && xml_child(msg, "body", XML_NS_CLIENT) == NULL &&
-	    xml_child(msg, "subject", XML_NS_CLIENT) == NULL) {
-		/* Chat states, receipts and markers alone lose their meaning
-		 * by the time the user is back: dropped, as XEP-0160 §3
-		 * allows, without an error the sender could not act on. */
+	case POLICY_DROP:
 		xml_free(msg);
 		return true;
+	case POLICY_STORE:
+		break;
 	}
-	/* XEP-0203: when the server got it. */
-	format_stamp(now, stamp, sizeof(stamp));
-	delay = xml_add_child(msg, "delay", NS_DELAY);
-	xml_set_attr(delay, "from", to->domain);
-	xml_set_attr(delay, "stamp", stamp);
+	now = seal_now_us();
+	delay = stamp_delay(msg, to->domain, now);
+	/* The whole stanza, 'from' and 'to' included, is what gets sealed:
+	 * the sender is never in the clear on disk. */
 	xml_serialize(&b, msg, XML_NS_CLIENT);
-
+	xml_remove(delay); /* a bounce returns what the sender sent */
 	d = xcalloc(1, sizeof(*d));
 	d->srv = srv;
 	d->msg = msg;
 	d->bare = jid_bare(to);
 	store_offline_deposit(srv->store, to->local, to->domain, b.data, b.len,
-			      now, cfg->max_messages, cfg->max_bytes, deposited, d);
+			      now, cfg->max_messages, cfg->max_bytes,
+			      deposited, d);
 	buf_free(&b);
 	return true;
 }
 
-/* ---- flood delivery, paced ---- */
+/* ---- jobs ---- */
 
-static void flood_load(struct off_session *os);
-
-static void removed(void *ctx, int result, const char *error)
+bool off_job_add(struct osess *o, enum job_kind kind,
+		 const struct xml_node *iq, uint64_t *seqs, size_t nseqs)
 {
-	struct off_session *os = ctx;
+	struct job *j;
 
-	if (!sess_release(os))
-		return;
-	if (result != 0)
-		log_msg(LOG_WARN, os->s->full, "offline: removal failed: %s",
-			error ? error : "?");
-}
-
-static void remove_seqs(struct off_session *os, const uint64_t *seqs, size_t n)
-{
-	struct account *a = os->s->account;
-
-	if (n == 0)
-		return;
-	os->pending++;
-	store_offline_remove(a->srv->store, a->local, a->domain, seqs, n,
-			     removed, os);
-}
-
-static void send_batch(struct off_session *os);
-
-/* The client has the batch for certain: only now does it leave the
- * store. Then the next batch. */
-static void batch_certain(void *ctx)
-{
-	struct off_session *os = ctx;
-
-	remove_seqs(os, os->batch, os->nbatch);
-	free(os->batch);
-	os->batch = NULL;
-	os->nbatch = 0;
-	send_batch(os);
-}
-
-static void send_batch(struct off_session *os)
-{
-	struct session *s = os->s;
-	unsigned batch = s->srv->cfg->batch;
-	/* A batch also stops at half the output queue limit, so the flood
-	 * never gets its own reader cut off for a full queue. */
-	size_t budget = s->srv->cfg->max_outq / 2, bytes = 0;
-
-	if (os->qpos == os->nqueue) {
-		queue_clear(os);
-		if (os->again) {
-			os->again = false;
-			flood_load(os);
-		} else {
-			os->flooding = false;
-		}
-		return;
+	if (kind != JOB_FLOOD && o->nqueued >= JOBS_MAX) {
+		free(seqs);
+		return false;
 	}
-	os->batch = xcalloc(batch, sizeof(*os->batch));
-	while (os->qpos < os->nqueue && os->nbatch < batch &&
-	       (os->nbatch == 0 || bytes + os->queue[os->qpos].size <= budget)) {
-		struct off_msg *m = &os->queue[os->qpos++];
-
-		bytes += m->size;
-		session_send_stored(s, m->stanza);
-		xml_free(m->stanza);
-		m->stanza = NULL;
-		os->batch[os->nbatch++] = m->seq;
-		if (m->seq > os->sent_upto)
-			os->sent_upto = m->seq;
-	}
-	session_when_drained(s, batch_certain, os);
+	j = xcalloc(1, sizeof(*j));
+	j->kind = kind;
+	j->iq = iq != NULL ? xml_copy(iq) : NULL;
+	j->seqs = seqs;
+	j->nseqs = nseqs;
+	if (o->qtail != NULL)
+		o->qtail->next = j;
+	else
+		o->qhead = j;
+	o->qtail = j;
+	o->nqueued++;
+	if (o->job == NULL)
+		job_start(o);
+	return true;
 }
 
-static void integrity_notice(struct off_session *os, const struct store_offline *o)
+/* Starts the next queued job. Every job begins with a store request, so
+ * nothing is sent from here. */
+static void job_start(struct osess *o)
 {
-	char first[64], last[64], body[512];
-
-	size_t n = 0;
-
-	if (os->noticed || (o->nwithheld == 0 && o->nfindings == 0))
-		return;
-	os->noticed = true;
-	format_stamp(o->withheld_first, first, sizeof(first));
-	format_stamp(o->withheld_last, last, sizeof(last));
-	if (o->nwithheld > 0)
-		n += (size_t)snprintf(body, sizeof(body),
-			 "%zu stored message%s failed the integrity check and %s "
-			 "withheld (stored between %s and %s). ", o->nwithheld,
-			 o->nwithheld == 1 ? "" : "s",
-			 o->nwithheld == 1 ? "was" : "were", first, last);
-	if (o->nmissing > 0 && n < sizeof(body))
-		n += (size_t)snprintf(body + n, sizeof(body) - n,
-			 "%zu stored message%s missing: removed from the store "
-			 "by someone else. ", o->nmissing,
-			 o->nmissing == 1 ? " is" : "s are");
-	if (o->nwithheld == 0 && o->nmissing == 0 && n < sizeof(body))
-		n += (size_t)snprintf(body + n, sizeof(body) - n,
-			 "Your offline message store failed its integrity check. ");
-	if (n < sizeof(body))
-		snprintf(body + n, sizeof(body) - n,
-			 "Your other messages were delivered normally.");
-	log_msg(LOG_WARN, os->s->full, "offline: %zu withheld, %zu missing, "
-		"%zu findings", o->nwithheld, o->nmissing, o->nfindings);
-	notice(os->s, "Offline messages withheld", body);
-}
-
-static void loaded_for_flood(void *ctx, int result, const struct store_offline *o)
-{
-	struct off_session *os = ctx;
-	struct session *s;
-	struct account *a;
-	uint64_t *drop;
-	size_t ndrop = 0, nexpired = 0, nunreadable = 0;
-
-	if (!sess_release(os))
-		return;
-	s = os->s;
-	a = s->account;
-	if (result != 0) {
-		os->flooding = false;
-		return;
-	}
-	integrity_notice(os, o);
-	if (a->unlocked == NULL) {
-		char body[200];
-		os->flooding = false;
-		if (o->ngenuine == 0)
-			return;
-		snprintf(body, sizeof(body), "%zu sealed message%s wait%s for a "
-			 "login with your password.", o->ngenuine,
-			 o->ngenuine == 1 ? "" : "s", o->ngenuine == 1 ? "s" : "");
-		notice(s, "Offline messages waiting", body);
-		return;
-	}
-	drop = xcalloc(o->ngenuine + 1, sizeof(*drop));
-	os->queue = xcalloc(o->ngenuine + 1, sizeof(*os->queue));
-	for (size_t i = 0; i < o->ngenuine; i++) {
-		const struct seal_record *rec = &o->genuine[i];
-		struct xml_node *st;
-
-		if (rec->seq <= os->sent_upto)
-			continue; /* this session has it already */
-		if (expired(s->srv, rec->stamp)) {
-			drop[ndrop++] = rec->seq;
-			nexpired++;
-			continue;
-		}
-		st = open_record(a, rec);
-		if (st == NULL) {
-			/* Genuine but not openable: sealed to a key an admin
-			 * password reset dropped (issue 3). */
-			drop[ndrop++] = rec->seq;
-			nunreadable++;
-			continue;
-		}
-		os->queue[os->nqueue].seq = rec->seq;
-		os->queue[os->nqueue].size = rec->ct_len;
-		os->queue[os->nqueue].stanza = st;
-		os->nqueue++;
-	}
-	if (nunreadable > 0) {
-		char body[300];
-		snprintf(body, sizeof(body), "%zu stored message%s could not be "
-			 "opened after a password reset and %s deleted.",
-			 nunreadable, nunreadable == 1 ? "" : "s",
-			 nunreadable == 1 ? "was" : "were");
-		notice(s, "Offline messages deleted", body);
-	}
-	if (nexpired > 0) {
-		char body[300];
-		snprintf(body, sizeof(body), "%zu stored message%s expired unread "
-			 "after %u days and %s deleted.", nexpired,
-			 nexpired == 1 ? "" : "s", s->srv->cfg->expiry / 86400,
-			 nexpired == 1 ? "was" : "were");
-		notice(s, "Offline messages expired", body);
-	}
-	if (ndrop > 0)
-		log_msg(LOG_INFO, s->full, "offline: %zu expired, %zu unreadable",
-			nexpired, nunreadable);
-	remove_seqs(os, drop, ndrop);
-	free(drop);
-	send_batch(os);
-}
-
-static void flood_load(struct off_session *os)
-{
-	struct account *a = os->s->account;
-
-	os->flooding = true;
-	os->pending++;
-	store_offline_load(a->srv->store, a->local, a->domain, loaded_for_flood, os);
-}
-
-static void flood_start(struct session *s)
-{
-	struct off_session *os = sess_ctx(s);
-
-	if (os->flooding)
-		return;
-	flood_load(os);
-}
-
-static void offline_initial_presence(struct session *s)
-{
+	struct session *s = o->s;
 	struct account *a = s->account;
+	struct job *j = o->qhead;
 
-	if (strcmp(s->srv->cfg->mode, "sealed") != 0 || s->priority < 0 ||
-	    acct_ctx(a)->flexible || a->mam_catchup)
+	if (j == NULL)
 		return;
-	flood_start(s);
+	o->qhead = j->next;
+	if (o->qhead == NULL)
+		o->qtail = NULL;
+	o->nqueued--;
+	j->next = NULL;
+	o->job = j;
+	o->after = j->kind == JOB_FLOOD ? o->flood_high : 0;
+	o->reload = false;
+	o->pending++;
+	if (j->kind == JOB_PURGE)
+		store_offline_purge(a->srv->store, a->local, a->domain, purged, o);
+	else
+		store_offline_load(a->srv->store, a->local, a->domain, loaded, o);
 }
 
-static void offline_session_end(struct session *s)
+void off_job_done(struct osess *o)
 {
-	unsigned i = modules_index(s->srv->modules, &offline_module);
-	struct off_session *os = s->mod_ctx[i];
-
-	if (os == NULL)
-		return;
-	s->mod_ctx[i] = NULL;
-	/* What was not certainly delivered stays in the store. */
-	os->s = NULL;
-	if (os->pending == 0)
-		sess_free(os);
+	job_free(o->job);
+	o->job = NULL;
+	window_clear(o);
+	o->nbatch = 0;
+	if (o->s != NULL)
+		job_start(o);
 }
 
-static void offline_account_free(struct account *a)
+void off_job_reply(struct osess *o, struct xml_node *payload)
 {
-	unsigned i = modules_index(a->srv->modules, &offline_module);
-
-	free(a->mod_ctx[i]);
-	a->mod_ctx[i] = NULL;
-}
-
-/* ---- XEP-0013 flexible offline retrieval ---- */
-
-enum flex_op { FLEX_COUNT, FLEX_HEADERS, FLEX_VIEW, FLEX_REMOVE, FLEX_FETCH };
-
-struct flex {
-	struct server *srv;
-	struct off_session *os;
-	enum flex_op op;
-	struct xml_node *iq;        /* copy of the request */
-	uint64_t *seqs;             /* VIEW, REMOVE */
-	size_t nseqs;
-};
-
-static void flex_free(struct flex *f)
-{
-	xml_free(f->iq);
-	free(f->seqs);
-	free(f);
-}
-
-static void flex_reply(struct flex *f, struct xml_node *payload)
-{
-	struct xml_node *res = stanza_iq_result(f->iq);
+	struct xml_node *res = stanza_iq_result(o->job->iq);
 
 	if (payload != NULL) {
 		xml_copy_into(res, payload);
 		xml_free(payload);
 	}
-	router_route(f->srv, res);
+	router_route(o->s->srv, res);
 }
 
-static bool wanted(const struct flex *f, uint64_t seq)
+void off_job_error(struct osess *o, const char *condition, const char *text)
 {
-	for (size_t i = 0; i < f->nseqs; i++)
-		if (f->seqs[i] == seq)
-			return true;
-	return false;
+	router_bounce(o->s->srv, o->job->iq, condition, text);
 }
 
-static void flex_done_removed(void *ctx, int result, const char *error)
-{
-	struct flex *f = ctx;
+/* ---- the window and the batches ---- */
 
-	if (sess_release(f->os)) {
-		if (result == 0)
-			flex_reply(f, NULL);
-		else
-			router_bounce(f->srv, f->iq, "internal-server-error", NULL);
-	}
-	flex_free(f);
+static void window_add(struct osess *o, const struct seal_record *rec)
+{
+	struct seal_record *w;
+
+	o->win = xgrow(o->win, &o->wcap, o->nwin + 1, sizeof(*o->win));
+	w = &o->win[o->nwin++];
+	*w = *rec;
+	w->ct = xmalloc(rec->ct_len + 1);
+	memcpy(w->ct, rec->ct, rec->ct_len);
 }
 
-static void flex_loaded(void *ctx, int result, const struct store_offline *o)
+void off_deliver(struct osess *o, const struct off_scan *sc)
 {
-	struct flex *f = ctx;
-	struct off_session *os = f->os;
-	struct session *s;
-	struct account *a;
-	size_t found = 0;
+	const struct job *j = o->job;
+	size_t bytes = 0, k = 0;
 
-	if (!sess_release(os)) {
-		flex_free(f);
-		return;
-	}
-	s = os->s;
-	a = s->account;
-	if (result < 0) {
-		router_bounce(f->srv, f->iq, "internal-server-error", NULL);
-		flex_free(f);
-		return;
-	}
-	if (result == 0)
-		integrity_notice(os, o);
-	if (f->op == FLEX_COUNT) {
-		struct xml_node *q = xml_new("query", NS_DISCO_INFO);
-		struct xml_node *id = xml_add_child(q, "identity", NULL);
-		struct xml_node *x, *fld;
-		char n[32];
+	window_clear(o);
+	for (size_t i = 0; i < sc->nok; i++) {
+		const struct seal_record *rec = &sc->off->genuine[sc->ok[i]];
 
-		xml_set_attr(q, "node", NS_OFFLINE);
-		xml_set_attr(id, "category", "automation");
-		xml_set_attr(id, "type", "message-list");
-		xml_set_attr(xml_add_child(q, "feature", NULL), "var", NS_OFFLINE);
-		x = xml_add_child(q, "x", NS_XDATA);
-		xml_set_attr(x, "type", "result");
-		fld = xml_add_child(x, "field", NULL);
-		xml_set_attr(fld, "var", "FORM_TYPE");
-		xml_set_attr(fld, "type", "hidden");
-		xml_add_text_child(fld, "value", NS_OFFLINE);
-		fld = xml_add_child(x, "field", NULL);
-		xml_set_attr(fld, "var", "number_of_messages");
-		snprintf(n, sizeof(n), "%zu", result == 0 ? o->ngenuine : 0);
-		xml_add_text_child(fld, "value", n);
-		flex_reply(f, q);
-		flex_free(f);
-		return;
-	}
-	if (f->op == FLEX_HEADERS) {
-		struct xml_node *q = xml_new("query", NS_DISCO_ITEMS);
-
-		xml_set_attr(q, "node", NS_OFFLINE);
-		for (size_t i = 0; result == 0 && i < o->ngenuine; i++) {
-			struct xml_node *st = open_record(a, &o->genuine[i]);
-			struct xml_node *item;
-			char node[NODE_DIGITS + 1];
-
-			if (st == NULL)
+		if (rec->seq <= o->after)
+			continue;
+		if (j->kind == JOB_VIEW) {
+			/* Both lists ascend: one merge pass. */
+			while (k < j->nseqs && j->seqs[k] < rec->seq)
+				k++;
+			if (k == j->nseqs)
+				break;
+			if (j->seqs[k] != rec->seq)
 				continue;
-			format_node(o->genuine[i].seq, node, sizeof(node));
-			item = xml_add_child(q, "item", NULL);
-			xml_set_attr(item, "jid", a->bare);
-			xml_set_attr(item, "node", node);
-			if (xml_attr(st, "from") != NULL)
-				xml_set_attr(item, "name", xml_attr(st, "from"));
-			xml_free(st);
 		}
-		flex_reply(f, q);
-		flex_free(f);
-		return;
-	}
-	if (f->op == FLEX_REMOVE) {
-		for (size_t i = 0; result == 0 && i < o->ngenuine; i++)
-			if (wanted(f, o->genuine[i].seq))
-				found++;
-		if (found < f->nseqs) {
-			router_bounce(f->srv, f->iq, "item-not-found", NULL);
-			flex_free(f);
-			return;
+		if (o->nwin > 0 && bytes + rec->ct_len > WINDOW_BYTES) {
+			o->more = true;
+			break;
 		}
-		os->pending++;
-		store_offline_remove(a->srv->store, a->local, a->domain, f->seqs,
-				     f->nseqs, flex_done_removed, f);
-		return;
+		window_add(o, rec);
+		bytes += rec->ct_len;
 	}
-	/* VIEW and FETCH: the messages, each marked with its node, then the
-	 * result. They stay stored until removed (XEP-0013 §2.4, §2.6). */
-	for (size_t i = 0; result == 0 && i < o->ngenuine; i++) {
-		const struct seal_record *rec = &o->genuine[i];
-		struct xml_node *st, *mark;
-		char node[NODE_DIGITS + 1];
+	pump(o);
+}
 
-		if (f->op == FLEX_VIEW && !wanted(f, rec->seq))
+static void drain_noop(void *ctx)
+{
+}
+
+static void batch_done(struct osess *o);
+
+/* session_when_drained's callback: the client has the batch for certain. */
+static void batch_drained(void *ctx)
+{
+	struct drain_tok *t = ctx;
+	struct osess *o = t->o;
+
+	free(t);
+	if (o == NULL)
+		return;
+	o->tok = NULL;
+	if (o->in_wait) {
+		/* Called from inside session_when_drained (nothing was
+		 * unacknowledged): pump() carries on. */
+		o->drained_now = true;
+		return;
+	}
+	hold(o);
+	batch_done(o);
+	pump(o);
+	release(o);
+}
+
+static void wait_drained(struct osess *o)
+{
+	struct session *s = o->s;
+	struct drain_tok *t = xmalloc(sizeof(*t));
+
+	t->o = o;
+	o->tok = t;
+	/* Mirrors session_when_drained: without stream management the
+	 * stream's drain slot holds the token (see forget_drain). */
+	o->tok_stream = s->sm == NULL ? s->stream : NULL;
+	o->in_wait = true;
+	session_when_drained(s, batch_drained, t);
+	o->in_wait = false;
+}
+
+/* The session ends with a drain registration out. */
+static void forget_drain(struct osess *o, struct session *s)
+{
+	struct drain_tok *t = o->tok;
+
+	if (t == NULL)
+		return;
+	o->tok = NULL;
+	if (o->tok_stream == NULL) {
+		/* A XEP-0198 waiter (sm_session_end frees it uncalled), or
+		 * none was registered. */
+		free(t);
+	} else if (s->sm == NULL) {
+		/* The stream outlives this call (streams are freed from a
+		 * deferred event) and may still call its slot: a stream whose
+		 * session was replaced (<conflict/>) is flushed while closing,
+		 * and the flush calls the slot. Park a no-op there. */
+		c2s_when_drained(o->tok_stream, drain_noop, NULL);
+		free(t);
+	} else {
+		/* Stream management came on after we registered: the stream
+		 * may be gone (detached), so it is not touched. The token is
+		 * orphaned and freed if it is ever called. */
+		t->o = NULL;
+	}
+}
+
+static void flood_finish(struct osess *o);
+
+/* The batch is certain: a flood's records leave the store now. */
+static void batch_done(struct osess *o)
+{
+	if (o->job != NULL && o->job->kind == JOB_FLOOD && o->s != NULL)
+		remove_seqs(o->s->account, o->batch, o->nbatch);
+	o->nbatch = 0;
+}
+
+/* Opens and sends the next batch: at most cfg->batch messages and about a
+ * quarter of the output queue limit (so a batch of big messages never
+ * gets the client cut off), at least one. */
+static void send_batch(struct osess *o)
+{
+	const struct config *cfg = o->s->srv->cfg;
+	struct job *j = o->job;
+	unsigned max = cfg->batch > 0 ? cfg->batch : 1;
+	size_t budget = cfg->max_outq / 4, bytes = 0, n = 0;
+	struct off_reparse rp;
+
+	if (j->kind == JOB_FLOOD && o->batch == NULL)
+		o->batch = xcalloc(max, sizeof(*o->batch));
+	off_reparse_init(&rp);
+	while (o->s != NULL && o->wpos < o->nwin && n < max &&
+	       (n == 0 || bytes < budget)) {
+		struct seal_record *rec = &o->win[o->wpos++];
+		struct xml_node *st = off_open(o->s->account, &rp, rec);
+
+		o->after = rec->seq;
+		if (j->kind == JOB_FLOOD)
+			o->flood_high = rec->seq;
+		bytes += rec->ct_len;
+		free(rec->ct);
+		rec->ct = NULL;
+		if (st == NULL) {
+			/* Genuine and sealed to a key we hold, yet it does not
+			 * open: kept (it is evidence) and reported. */
+			j->nbroken++;
 			continue;
-		found++;
-		st = open_record(a, rec);
-		if (st == NULL)
-			continue;
-		format_node(rec->seq, node, sizeof(node));
-		mark = xml_add_child(st, "offline", NS_OFFLINE);
-		xml_set_attr(xml_add_child(mark, "item", NULL), "node", node);
-		xml_set_attr(st, "to", s->full);
-		session_send_stored(s, st);
+		}
+		if (j->kind != JOB_FLOOD) {
+			/* XEP-0013 §2.4: each message names its node. */
+			char node[OFF_NODE_DIGITS + 1];
+			struct xml_node *mark = xml_add_child(st, "offline", NS_OFFLINE);
+			off_format_node(rec->seq, node);
+			xml_set_attr(xml_add_child(mark, "item", NULL), "node", node);
+		} else {
+			o->batch[o->nbatch++] = rec->seq;
+		}
+		n++;
+		j->nsent++;
+		/* Past the filters and never rerouted: its record stays in
+		 * the store until the client has it for certain. */
+		session_send_stored(o->s, st);
 		xml_free(st);
 	}
-	if (f->op == FLEX_VIEW && found < f->nseqs)
-		router_bounce(f->srv, f->iq, "item-not-found", NULL);
-	else
-		flex_reply(f, NULL);
-	flex_free(f);
+	off_reparse_free(&rp);
 }
 
-/* Only the account's own resources may read its offline messages
- * (XEP-0013: forbidden otherwise). */
-static bool own_request(const struct iq_request *req)
+static void window_done(struct osess *o)
 {
-	return req->session != NULL && req->from->local != NULL &&
-	       req->to->local != NULL &&
-	       strcmp(req->from->local, req->to->local) == 0 &&
-	       strcmp(req->from->domain, req->to->domain) == 0;
+	struct job *j = o->job;
+	bool again = o->more || (j->kind == JOB_FLOOD && o->reload);
+
+	window_clear(o);
+	if (again) {
+		struct account *a = o->s->account;
+
+		/* The records delivered so far were removed before this
+		 * load (the store keeps request order); o->after skips any
+		 * a flex job keeps. */
+		o->reload = false;
+		o->pending++;
+		store_offline_load(a->srv->store, a->local, a->domain, loaded, o);
+		return;
+	}
+	if (j->kind == JOB_FLOOD) {
+		flood_finish(o);
+		return;
+	}
+	/* VIEW, FETCH: the messages, then the result (XEP-0013 §2.4, §2.6). */
+	off_job_reply(o, NULL);
+	if (o->s != NULL)
+		off_job_done(o);
 }
 
-static void flex_start(const struct iq_request *req, enum flex_op op,
-		       uint64_t *seqs, size_t nseqs)
+/* Sends batches while each drains at once; returns when waiting for a
+ * drain, when the job is over, or when the session ended. The caller
+ * holds o. */
+static void pump(struct osess *o)
 {
-	struct session *s = req->session;
+	while (o->s != NULL && o->job != NULL) {
+		if (o->job->kind == JOB_FLOOD && !o->s->available) {
+			/* Unavailable again: the rest waits for the next
+			 * initial presence. */
+			flood_finish(o);
+			return;
+		}
+		if (o->wpos == o->nwin) {
+			window_done(o);
+			return;
+		}
+		send_batch(o);
+		if (o->s == NULL)
+			return;
+		wait_drained(o);
+		if (!o->drained_now)
+			return;
+		o->drained_now = false;
+		batch_done(o);
+	}
+}
+
+/* ---- the flood (XEP-0160 §2) ---- */
+
+static void flood_finish(struct osess *o)
+{
+	struct job *j = o->job;
+	char body[256];
+
+	if (j->nsent > 0)
+		log_msg(LOG_INFO, o->s->full, "offline: %zu stored messages "
+			"delivered", j->nsent);
+	if (j->nbroken > 0) {
+		snprintf(body, sizeof(body), "%zu stored %s could not be opened "
+			 "and %s kept for the administrator to look into.",
+			 j->nbroken, plural(j->nbroken, "message", "messages"),
+			 plural(j->nbroken, "was", "were"));
+		notice(o, true, "Offline messages kept", body);
+		if (o->s == NULL)
+			return;
+	}
+	off_job_done(o);
+}
+
+static void offline_initial_presence(struct session *s)
+{
 	struct account *a = s->account;
-	struct flex *f = xcalloc(1, sizeof(*f));
+	struct osess *o;
 
-	/* Any use of the node before initial presence means this client
-	 * reads its messages itself: no flood for the account. */
-	if (!s->available)
-		acct_ctx(a)->flexible = true;
-	f->srv = req->srv;
-	f->os = sess_ctx(s);
-	f->op = op;
-	f->iq = xml_copy(req->iq);
-	f->seqs = seqs;
-	f->nseqs = nseqs;
-	f->os->pending++;
-	store_offline_load(a->srv->store, a->local, a->domain, flex_loaded, f);
+	/* RFC 6121 §8.5.2.2.1: a negative priority takes no messages for
+	 * the bare JID; XEP-0013 §2.2 and issue 4's MAM catch-up: the
+	 * client reads the store (or the archive) itself. */
+	if (s->priority < 0 || acct_ctx(a)->flexible || a->mam_catchup)
+		return;
+	o = off_session(s);
+	if (o->job != NULL && o->job->kind == JOB_FLOOD)
+		return;
+	for (struct job *j = o->qhead; j != NULL; j = j->next)
+		if (j->kind == JOB_FLOOD)
+			return;
+	off_job_add(o, JOB_FLOOD, NULL, NULL, 0);
 }
 
-static bool offline_disco_node(const struct iq_request *req, const char *node,
-			       bool items)
-{
-	if (strcmp(node, NS_OFFLINE) != 0 || req->to->local == NULL)
-		return false;
-	if (!own_request(req)) {
-		iq_error(req, "forbidden", NULL);
-		return true;
-	}
-	if (strcmp(req->srv->cfg->mode, "sealed") != 0) {
-		iq_error(req, "item-not-found", NULL);
-		return true;
-	}
-	flex_start(req, items ? FLEX_HEADERS : FLEX_COUNT, NULL, 0);
-	return true;
-}
+/* ---- housekeeping at every load ---- */
 
-static void offline_iq(const struct iq_request *req)
-{
-	const struct xml_node *q = req->payload;
-	const struct xml_node *item;
-	uint64_t *seqs = NULL;
-	size_t n = 0;
-	const char *action = NULL;
-
-	if (!own_request(req)) {
-		iq_error(req, "forbidden", NULL);
-		return;
-	}
-	if (strcmp(req->srv->cfg->mode, "sealed") != 0) {
-		iq_error(req, "item-not-found", NULL);
-		return;
-	}
-	if (xml_child(q, "purge", NS_OFFLINE) != NULL) {
-		if (!req->set) {
-			iq_error(req, "bad-request", "purge is a set");
-			return;
-		}
-		struct flex *f = xcalloc(1, sizeof(*f));
-		struct account *a = req->session->account;
-		f->srv = req->srv;
-		f->os = sess_ctx(req->session);
-		f->iq = xml_copy(req->iq);
-		f->os->pending++;
-		store_offline_purge(a->srv->store, a->local, a->domain,
-				    flex_done_removed, f);
-		return;
-	}
-	if (xml_child(q, "fetch", NS_OFFLINE) != NULL) {
-		if (req->set) {
-			iq_error(req, "bad-request", "fetch is a get");
-			return;
-		}
-		flex_start(req, FLEX_FETCH, NULL, 0);
-		return;
-	}
-	for (item = xml_child(q, "item", NS_OFFLINE); item != NULL;
-	     item = xml_next(item, "item", NS_OFFLINE)) {
-		const char *act = xml_attr(item, "action");
-		uint64_t seq;
-
-		if (act == NULL || (action != NULL && strcmp(act, action) != 0) ||
-		    n >= MAX_ITEMS) {
-			free(seqs);
-			iq_error(req, "bad-request", "one action per request");
-			return;
-		}
-		action = act;
-		if (!parse_node(xml_attr(item, "node"), &seq)) {
-			free(seqs);
-			iq_error(req, "item-not-found", NULL);
-			return;
-		}
-		seqs = xrealloc(seqs, (n + 1) * sizeof(*seqs));
-		seqs[n++] = seq;
-	}
-	if (n == 0) {
-		iq_error(req, "bad-request", NULL);
-		return;
-	}
-	if (strcmp(action, "view") == 0 && !req->set) {
-		flex_start(req, FLEX_VIEW, seqs, n);
-	} else if (strcmp(action, "remove") == 0 && req->set) {
-		flex_start(req, FLEX_REMOVE, seqs, n);
-	} else {
-		free(seqs);
-		iq_error(req, "bad-request", NULL);
-	}
-}
-
-static const struct iq_handler offline_handlers[] = {
-	{ NS_OFFLINE, "offline", IQ_SCOPE_ACCOUNT, offline_iq, offline_iq },
-	{ NULL, NULL, 0, NULL, NULL },
+/* Records sealed to a key this login's keyring does not hold, sent to
+ * keyring_checked with the account's stored keyring row. */
+struct keycheck {
+	struct osess *o;
+	uint64_t *seqs;
+	uint32_t *ids;
+	size_t n;
 };
 
-/* "msgoffline": XEP-0160 §5, the server stores offline messages. */
-static const char *const offline_features[] = { NS_OFFLINE, "msgoffline", NULL };
+/* After an admin password reset records sealed to the old keyring can
+ * never be opened (DESIGN §5): the user is told and they go. But a key
+ * this login lacks may also be newer than the keyring the account holds
+ * (the password changed while a session kept the account loaded): those
+ * records must stay. The stored row settles it. */
+static void keyring_checked(void *ctx, int result, const struct store_user *user)
+{
+	struct keycheck *k = ctx;
+	struct osess *o = k->o;
+	struct seal_keyring kr;
+	struct account *a;
+	size_t nlost = 0;
+	char body[300];
+
+	if (!returned(o))
+		goto out;
+	a = o->s->account;
+	if (result != 1 || user->keyring == NULL ||
+	    seal_keyring_decode(user->keyring, user->keyring_len, a->bare,
+				&kr) != 0 ||
+	    a->srv->seal_keys == NULL ||
+	    seal_keyring_mac_check(a->srv->seal_keys, &kr) != 0) {
+		log_msg(LOG_WARN, o->s->full, "offline: %zu records under an "
+			"unknown key kept: the keyring row could not be checked",
+			k->n);
+		goto out;
+	}
+	for (size_t i = 0; i < k->n; i++)
+		if (!seal_keyring_has_key(&kr, k->ids[i]))
+			k->seqs[nlost++] = k->seqs[i];
+	hold(o);
+	if (nlost > 0) {
+		log_msg(LOG_INFO, o->s->full, "offline: %zu records sealed to a "
+			"key a password reset dropped: removed", nlost);
+		snprintf(body, sizeof(body), "%zu stored %s could not be opened "
+			 "after a password reset and %s deleted.", nlost,
+			 plural(nlost, "message", "messages"),
+			 plural(nlost, "was", "were"));
+		remove_seqs(a, k->seqs, nlost);
+		notice(o, false, "Offline messages deleted", body);
+	}
+	if (o->s != NULL && k->n > nlost) {
+		size_t kept = k->n - nlost;
+		log_msg(LOG_WARN, o->s->full, "offline: %zu records sealed to a "
+			"newer key than this login unlocked: kept", kept);
+		snprintf(body, sizeof(body), "%zu stored %s arrived after your "
+			 "password changed and cannot be opened by this session. "
+			 "%s delivered once all your sessions have ended and you "
+			 "log in again.", kept, plural(kept, "message", "messages"),
+			 plural(kept, "It will be", "They will be"));
+		notice(o, true, "Offline messages waiting", body);
+	}
+	release(o);
+out:
+	free(k->seqs);
+	free(k->ids);
+	free(k);
+}
+
+static void integrity_notice(struct osess *o, const struct store_offline *off)
+{
+	char body[600], first[32], last[32];
+	int n = 0;
+
+	if (o->noticed ||
+	    (off->nwithheld == 0 && off->nmissing == 0 && off->nfindings == 0))
+		return;
+	o->noticed = true;
+	log_msg(LOG_WARN, o->s->full, "offline: integrity: %zu withheld, "
+		"%zu missing, %zu findings", off->nwithheld, off->nmissing,
+		off->nfindings);
+	if (off->nwithheld > 0) {
+		format_stamp(off->withheld_first, false, first, sizeof(first));
+		format_stamp(off->withheld_last, false, last, sizeof(last));
+		if (strcmp(first, last) == 0)
+			n = snprintf(body, sizeof(body), "%zu stored %s failed "
+				     "the integrity check and %s withheld "
+				     "(stored at %s). ", off->nwithheld,
+				     plural(off->nwithheld, "message", "messages"),
+				     plural(off->nwithheld, "was", "were"), first);
+		else
+			n = snprintf(body, sizeof(body), "%zu stored %s failed "
+				     "the integrity check and %s withheld "
+				     "(stored between %s and %s). ",
+				     off->nwithheld,
+				     plural(off->nwithheld, "message", "messages"),
+				     plural(off->nwithheld, "was", "were"),
+				     first, last);
+	}
+	if (off->nmissing > 0 && n >= 0 && (size_t)n < sizeof(body))
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "%zu stored "
+			      "%s missing: removed from the store by someone "
+			      "else. ", off->nmissing,
+			      plural(off->nmissing, "message is", "messages are"));
+	if (off->nwithheld == 0 && off->nmissing == 0 && n >= 0 &&
+	    (size_t)n < sizeof(body))
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "The "
+			      "integrity check of your offline message store "
+			      "found %zu %s. ", off->nfindings,
+			      plural(off->nfindings, "problem", "problems"));
+	if (n >= 0 && (size_t)n < sizeof(body))
+		snprintf(body + n, sizeof(body) - (size_t)n,
+			 "Your other messages are not affected.");
+	notice(o, true, "Offline messages withheld", body);
+}
+
+/* Sorts the load's genuine records into those this login may deliver
+ * (sc->ok), expired ones (removed now, with a notice) and ones sealed to
+ * a key it does not hold (checked against the stored keyring). Returns
+ * false if the session ended on the way. */
+static bool housekeep(struct osess *o, const struct store_offline *off,
+		      struct off_scan *sc)
+{
+	struct session *s = o->s;
+	struct account *a = s->account;
+	unsigned expiry = s->srv->cfg->expiry;
+	int64_t cutoff = expiry ? seal_now_us() - (int64_t)expiry * 1000000 : 0;
+	uint64_t *expired = NULL;
+	struct keycheck *k = NULL;
+	size_t nexpired = 0;
+
+	sc->off = off;
+	sc->ok = xcalloc(off->ngenuine + 1, sizeof(*sc->ok));
+	sc->nok = 0;
+	for (size_t i = 0; i < off->ngenuine; i++) {
+		const struct seal_record *rec = &off->genuine[i];
+
+		if (expiry != 0 && rec->stamp < cutoff) {
+			if (expired == NULL)
+				expired = xcalloc(off->ngenuine, sizeof(*expired));
+			expired[nexpired++] = rec->seq;
+		} else if (a->unlocked != NULL &&
+			   !seal_unlocked_has_key(a->unlocked, rec->key_id)) {
+			if (rec->seq <= o->keys_checked)
+				continue; /* reported to this session already */
+			if (k == NULL) {
+				k = xcalloc(1, sizeof(*k));
+				k->seqs = xcalloc(off->ngenuine, sizeof(*k->seqs));
+				k->ids = xcalloc(off->ngenuine, sizeof(*k->ids));
+			}
+			k->seqs[k->n] = rec->seq;
+			k->ids[k->n++] = rec->key_id;
+			o->keys_checked = rec->seq;
+		} else {
+			sc->ok[sc->nok++] = i;
+		}
+	}
+	if (k != NULL) {
+		k->o = o;
+		o->pending++;
+		store_user_get(s->srv->store, a->local, a->domain,
+			       keyring_checked, k);
+	}
+	if (nexpired > 0) {
+		char body[300], age[32];
+
+		remove_seqs(a, expired, nexpired);
+		free(expired);
+		log_msg(LOG_INFO, s->full, "offline: %zu records expired: "
+			"removed", nexpired);
+		format_duration(expiry, age, sizeof(age));
+		snprintf(body, sizeof(body), "%zu stored %s expired unread after "
+			 "%s and %s deleted.", nexpired,
+			 plural(nexpired, "message", "messages"), age,
+			 plural(nexpired, "was", "were"));
+		notice(o, false, "Offline messages expired", body);
+		if (o->s == NULL)
+			return false;
+	}
+	integrity_notice(o, off);
+	return o->s != NULL;
+}
+
+/* The flood's part of a load. */
+static void flood_loaded(struct osess *o, int result, const struct off_scan *sc)
+{
+	struct account *a = o->s->account;
+
+	if (result != 0) {
+		/* No keyring, or the store failed (it logged why): nothing
+		 * to deliver now; the records, if any, stay. */
+		flood_finish(o);
+		return;
+	}
+	if (a->unlocked == NULL) {
+		/* DESIGN §5: a login that did not reveal the password cannot
+		 * open the store. */
+		if (sc->nok > 0 && !o->told_wait) {
+			char body[200];
+			o->told_wait = true;
+			snprintf(body, sizeof(body), "%zu sealed %s for a "
+				 "password login.", sc->nok,
+				 plural(sc->nok, "message waits", "messages wait"));
+			notice(o, true, "Offline messages waiting", body);
+			if (o->s == NULL)
+				return;
+		}
+		flood_finish(o);
+		return;
+	}
+	off_deliver(o, sc);
+}
+
+/* Every job's load comes back here; the job's kind decides the rest. */
+static void loaded(void *ctx, int result, const struct store_offline *off)
+{
+	struct osess *o = ctx;
+	struct off_scan sc = { NULL, NULL, 0 };
+
+	if (!returned(o))
+		return;
+	hold(o);
+	if (result < 0)
+		log_msg(LOG_WARN, o->s->full, "offline: the store could not be "
+			"loaded");
+	if (result == 0 && !housekeep(o, off, &sc))
+		goto out;
+	if (o->job->kind == JOB_FLOOD)
+		flood_loaded(o, result, &sc);
+	else
+		off_flex_loaded(o, result, &sc);
+out:
+	free(sc.ok);
+	release(o);
+}
+
+/* PURGE and REMOVE answer once the store is done. */
+static void purged(void *ctx, int result, const char *error)
+{
+	struct osess *o = ctx;
+
+	if (!returned(o))
+		return;
+	hold(o);
+	off_flex_done(o, result);
+	release(o);
+}
+
+void off_job_remove(struct osess *o, const uint64_t *seqs, size_t n)
+{
+	struct account *a = o->s->account;
+
+	o->pending++;
+	store_offline_remove(a->srv->store, a->local, a->domain, seqs, n,
+			     purged, o);
+}
+
+/* ---- the session and the account go ---- */
+
+static void offline_session_end(struct session *s)
+{
+	void **p = &s->mod_ctx[slot(s->srv)];
+	struct osess *o = *p;
+
+	if (o == NULL)
+		return;
+	*p = NULL;
+	/* What was not certainly delivered stays in the store; queued
+	 * requests go unanswered (their sender is gone). */
+	forget_drain(o, s);
+	o->s = NULL;
+	if (o->busy == 0 && o->pending == 0)
+		osess_free(o);
+}
+
+static void offline_account_free(struct account *a)
+{
+	void **p = &a->mod_ctx[slot(a->srv)];
+
+	free(*p);
+	*p = NULL;
+}
+
+/* XEP-0160 §4 "msgoffline"; XEP-0013 §2.1. */
+static const char *const offline_server_features[] = {
+	NS_OFFLINE, "msgoffline", NULL,
+};
+static const char *const offline_account_features[] = { NS_OFFLINE, NULL };
 
 const struct module offline_module = {
 	.name = "offline",
-	.iq_handlers = offline_handlers,
-	.server_features = offline_features,
-	.account_features = offline_features,
-	.message_undelivered = offline_store,
+	.iq_handlers = off_flex_handlers,
+	.server_features = offline_server_features,
+	.account_features = offline_account_features,
+	.message_undelivered = offline_undelivered,
 	.initial_presence = offline_initial_presence,
 	.session_end = offline_session_end,
 	.account_free = offline_account_free,
-	.disco_node = offline_disco_node,
+	.disco_node = off_flex_disco_node,
 };

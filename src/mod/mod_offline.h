@@ -85,8 +85,8 @@ struct osess {
 };
 
 /* What a load leaves for the running job after housekeeping: indices
- * into o->genuine of the records this login can open and may deliver,
- * in seq order. */
+ * into off->genuine of the records this login can open and may deliver
+ * (not expired, sealed to a key it holds), in seq order. */
 struct off_scan {
 	const struct store_offline *off;  /* NULL: the user has no keyring */
 	size_t *ok;
@@ -106,6 +106,8 @@ void off_mark_flexible(struct account *a);
 void off_job_done(struct osess *o);
 void off_job_reply(struct osess *o, struct xml_node *payload);
 void off_job_error(struct osess *o, const char *condition, const char *text);
+/* Removes records for a REMOVE job; off_flex_done follows. */
+void off_job_remove(struct osess *o, const uint64_t *seqs, size_t n);
 /* Copies the scan's records with seq > o->after (and, for VIEW, among
  * job->seqs) into the window, up to its byte budget, and starts sending. */
 void off_deliver(struct osess *o, const struct off_scan *sc);

@@ -210,6 +210,11 @@ void store_flush(struct store *st)
 	workq_drain(st->wq);
 }
 
+void store_wait_idle(struct store *st)
+{
+	workq_wait_idle(st->wq);
+}
+
 static void copy_user(struct store_job *job, const struct store_user *user)
 {
 	job->user.local = pool_strdup(job->pool, user->local);

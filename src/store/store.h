@@ -70,6 +70,11 @@ struct store *store_open_sqlite(struct event_base *base, const char *data_dir,
 void store_close(struct store *st);
 /* Waits until every pending request has completed and run its callback. */
 void store_flush(struct store *st);
+/* Waits until no request is queued or running, WITHOUT running any
+ * callback (they run at the loop's next turn): back-pressure for a
+ * producer that outruns the store, safe to call from inside any handler.
+ * It blocks the loop for as long as the queued work takes. */
+void store_wait_idle(struct store *st);
 
 void store_user_get(struct store *st, const char *local, const char *domain,
 		    store_user_cb *cb, void *ctx);
@@ -201,8 +206,9 @@ struct store_archive_prefs {
 	size_t nnever;
 };
 
-/* One message to archive. */
+/* One message to archive, in the archive of local@domain. */
 struct store_archive_item {
+	const char *local, *domain;  /* the archive's owner */
 	const char *with;       /* counterpart's bare JID */
 	const char *stanza_id;  /* XEP-0359 id, unique in this archive */
 	bool outgoing;          /* sent by the archive's owner */
@@ -211,20 +217,25 @@ struct store_archive_item {
 	size_t len;
 };
 
-/* Deposits item into the archive of local@domain if the user's
- * preferences (or, when the user has none, `dflt`) say so; the roster
- * mode looks the counterpart up in the stored roster, which is written
- * through in order, so the decision sees every roster change made
- * before the request. The owner's own bare JID counts as in the roster.
- * result: 0 stored (seq set), 1 not archived by preference, 2 no such
- * user or no keyring, 3 a record with this stanza_id is already there
- * (the server never stores one message twice in one archive), -1 error
- * (a keyring row that fails its MAC, a rolled-back store: logged). */
-void store_archive_deposit(struct store *st, const char *local,
-			   const char *domain,
-			   const struct store_archive_item *item,
-			   enum store_archive_mode dflt, store_deposit_cb *cb,
-			   void *ctx);
+/* Deposits a batch of messages, in order, in ONE transaction (a commit
+ * per message would cost more than everything else together: SQLite
+ * writes whole pages to its log). Each goes into its owner's archive if
+ * the owner's preferences (or, when the owner has none, `dflt`) say so;
+ * the roster mode looks the counterpart up in the stored roster, which
+ * is written through in order, so the decision sees every roster change
+ * requested before the batch. The owner's own bare JID counts as in the
+ * roster. results[i], for items[i]: 0 stored, 1 not archived by
+ * preference, 2 no such user or no keyring, 3 a record with this
+ * stanza_id is already there (the server never stores one message twice
+ * in one archive), -1 error: a keyring row that fails its MAC or a
+ * rolled-back archive (that owner's items only; logged), or a database
+ * error (then every item is -1 and nothing was stored). `results` is
+ * valid during the callback. */
+typedef void store_archive_batch_cb(void *ctx, const int *results, size_t n);
+void store_archive_deposit(struct store *st,
+			   const struct store_archive_item *items, size_t n,
+			   enum store_archive_mode dflt,
+			   store_archive_batch_cb *cb, void *ctx);
 
 /* A query (XEP-0313 form fields and XEP-0059 set). NULL strings and
  * absent bounds mean "no filter". Ids are stanza-ids. */

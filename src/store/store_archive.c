@@ -17,6 +17,7 @@
 #include "seal/seal.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/hashmap.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -35,7 +36,7 @@ struct arc_req {
 	char *local, *domain, *jid;
 	void *ctx;
 	union {
-		store_deposit_cb *deposit;
+		store_archive_batch_cb *deposit;
 		store_archive_cb *query;
 		store_count_cb *count;
 		store_verify_cb *verify;
@@ -45,9 +46,11 @@ struct arc_req {
 	/* Request strings and result strings (prefs). */
 	struct arena *pool;
 
-	/* deposit */
-	struct store_archive_item item;
-	unsigned char *pt;
+	/* deposit: items (strings in pool, stanzas in pts), their results */
+	struct store_archive_item *items;
+	unsigned char **pts;
+	size_t nitems;
+	int *results;
 	enum store_archive_mode dflt;
 	/* query (strings in pool) */
 	struct store_archive_query q;
@@ -91,16 +94,16 @@ static void meta_encode(struct buf *b, const struct seal_record *rec,
 	seal_put_u64(b, outgoing ? 1 : 0);
 }
 
-static int meta_mac(struct arc_req *r, const struct seal_record *rec,
-		    const char *stanza_id, const char *with, bool outgoing,
+static int meta_mac(struct arc_req *r, const char *jid,
+		    const struct seal_record *rec, const char *stanza_id,
+		    const char *with, bool outgoing,
 		    unsigned char out[SEAL_KEY_LEN])
 {
 	struct buf b = BUF_INIT;
 	int ret;
 
 	meta_encode(&b, rec, stanza_id, with, outgoing);
-	ret = seal_aux_mac(r->st->seal_keys, r->jid, META_KIND, b.data, b.len,
-			   out);
+	ret = seal_aux_mac(r->st->seal_keys, jid, META_KIND, b.data, b.len, out);
 	buf_free(&b);
 	return ret;
 }
@@ -175,32 +178,31 @@ static char *join_lines(const char *const *v, size_t n)
 	return buf_steal(&b, NULL);
 }
 
-/* Reads the user's preferences into r->prefs (strings in r->pool).
+/* Reads the user's preferences into *prefs (strings in r->pool).
  * Returns 1 found, 0 none (or a row that fails its MAC or does not
  * parse: logged, treated as none), -1 error. */
-static int read_prefs(struct arc_req *r)
+static int read_prefs(struct arc_req *r, const char *local, const char *domain,
+		      const char *jid, struct store_archive_prefs *prefs)
 {
 	struct store *st = r->st;
 	struct store_prefs_row row;
 	struct buf b = BUF_INIT;
 	int got;
 
-	got = st->backend->archive_prefs_get(st, r->local, r->domain, r->pool,
-					     &row, &r->error);
+	got = st->backend->archive_prefs_get(st, local, domain, r->pool, &row,
+					     &r->error);
 	if (got != 1)
 		return got;
 	prefs_encode(&b, &row);
-	if (seal_aux_check(st->seal_keys, r->jid, PREFS_KIND, b.data, b.len,
+	if (seal_aux_check(st->seal_keys, jid, PREFS_KIND, b.data, b.len,
 			   row.mac) != 0 ||
-	    mode_parse(row.mode, &r->prefs.mode) != 0) {
+	    mode_parse(row.mode, &prefs->mode) != 0) {
 		log_error("store: %s: the archive preferences fail their "
-			  "integrity check; using the server default", r->jid);
+			  "integrity check; using the server default", jid);
 		got = 0;
 	} else {
-		r->prefs.always = split_lines(r->pool, row.always,
-					      &r->prefs.nalways);
-		r->prefs.never = split_lines(r->pool, row.never,
-					     &r->prefs.nnever);
+		prefs->always = split_lines(r->pool, row.always, &prefs->nalways);
+		prefs->never = split_lines(r->pool, row.never, &prefs->nnever);
 	}
 	buf_free(&b);
 	return got;
@@ -214,24 +216,39 @@ static bool listed(const char *const *v, size_t n, const char *jid)
 	return false;
 }
 
+/* A user's state during a deposit batch. */
+struct batch_user {
+	char *jid;
+	int got;                  /* keyring: 1 usable, 0 none, -1 unusable */
+	struct seal_keyring kr;
+	bool dirty;               /* kr changed: written before the commit */
+	int prefs_got;            /* -2 not read yet, else read_prefs' */
+	struct store_archive_prefs prefs;
+	const char *local, *domain;
+	uint64_t first_seq, last_seq; /* sealed in this batch, 0 if none */
+};
+
 /* XEP-0441: the lists win over the default; 'never' wins over 'always'
  * (the cautious reading of a JID listed in both). Returns 1 archive, 0
  * do not, -1 error. */
-static int wanted(struct arc_req *r)
+static int wanted(struct arc_req *r, struct batch_user *u,
+		  const struct store_archive_item *it)
 {
 	struct store *st = r->st;
-	const char *with = r->item.with;
 	enum store_archive_mode mode = r->dflt;
-	int got = read_prefs(r);
 
-	if (got < 0)
-		return -1;
-	if (got == 1) {
-		if (listed(r->prefs.never, r->prefs.nnever, with))
+	if (u->prefs_got == -2) {
+		u->prefs_got = read_prefs(r, it->local, it->domain, u->jid,
+					  &u->prefs);
+		if (u->prefs_got < 0)
+			return -1;
+	}
+	if (u->prefs_got == 1) {
+		if (listed(u->prefs.never, u->prefs.nnever, it->with))
 			return 0;
-		if (listed(r->prefs.always, r->prefs.nalways, with))
+		if (listed(u->prefs.always, u->prefs.nalways, it->with))
 			return 1;
-		mode = r->prefs.mode;
+		mode = u->prefs.mode;
 	}
 	switch (mode) {
 	case STORE_ARCHIVE_ALWAYS:
@@ -241,92 +258,143 @@ static int wanted(struct arc_req *r)
 	case STORE_ARCHIVE_ROSTER:
 		break;
 	}
-	if (strcmp(with, r->jid) == 0)
+	if (strcmp(it->with, u->jid) == 0)
 		return 1;
-	return st->backend->roster_has(st, r->jid, with, &r->error);
+	return st->backend->roster_has(st, u->jid, it->with, &r->error);
 }
 
 /* ---- deposit ---- */
+
+static struct batch_user *batch_user(struct arc_req *r, struct hashmap *users,
+				     const struct store_archive_item *it)
+{
+	struct store *st = r->st;
+	char *jid = xasprintf("%s@%s", it->local, it->domain);
+	struct batch_user *u = hashmap_get(users, jid);
+
+	if (u != NULL) {
+		free(jid);
+		return u;
+	}
+	u = xcalloc(1, sizeof(*u));
+	u->jid = jid;
+	u->local = it->local;
+	u->domain = it->domain;
+	u->prefs_got = -2;
+	u->got = store_keyring_read(st, it->local, it->domain, jid, true, &u->kr,
+				    &r->error);
+	if (u->got == 1 && !store_anchor_matches(st, jid, STORE, &u->kr)) {
+		log_error("store: %s: the archive was rolled back to an earlier "
+			  "state; refusing to add to it", jid);
+		u->got = -1;
+	}
+	hashmap_put(users, jid, u);
+	return u;
+}
+
+/* Deposits one item; 0..3 as store.h says, -1 for this owner only, or
+ * -2 when the batch must be rolled back (a database error). */
+static int deposit_one(struct arc_req *r, struct batch_user *u,
+		       const struct store_archive_item *it,
+		       const unsigned char *pt)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	const struct seal_chain *c = &u->kr.chains[STORE];
+	struct store_archive_row row;
+	uint64_t seq;
+	int got, ret = -2;
+
+	if (u->got <= 0)
+		return u->got == 0 ? 2 : -1;
+	got = be->archive_has_id(st, it->local, it->domain, it->stanza_id,
+				 &r->error);
+	if (got != 0)
+		return got < 0 ? -2 : 3;
+	got = wanted(r, u, it);
+	if (got <= 0)
+		return got < 0 ? -2 : 1;
+	memset(&row, 0, sizeof(row));
+	seq = c->head_seq + 1;
+	if (seal_record_seal(st->sealer, st->seal_keys, u->jid, STORE, u->kr.pk,
+			     u->kr.key_id, seq, it->stamp_us, c->head_chain, pt,
+			     it->len, &row.rec) < 0) {
+		r->error = "sealing failed";
+		return -2;
+	}
+	if (u->first_seq == 0)
+		u->first_seq = seq;
+	u->last_seq = seq;
+	row.with = (char *)it->with;
+	row.stanza_id = (char *)it->stanza_id;
+	row.outgoing = it->outgoing;
+	if (meta_mac(r, u->jid, &row.rec, row.stanza_id, row.with,
+		     row.outgoing, row.meta) == 0 &&
+	    be->archive_insert(st, it->local, it->domain, &row, &r->error) == 0 &&
+	    seal_keyring_note_seal(st->seal_keys, &u->kr, STORE, &row.rec) == 0) {
+		u->dirty = true;
+		ret = 0;
+	}
+	seal_record_clear(&row.rec);
+	return ret;
+}
 
 static void deposit_work(struct arc_req *r)
 {
 	struct store *st = r->st;
 	const struct store_backend *be = st->backend;
-	struct seal_keyring kr;
-	const struct seal_chain *c = &kr.chains[STORE];
-	struct store_archive_row row;
-	uint64_t seq = 0;
-	int got;
+	struct hashmap *users = hashmap_new();
+	struct batch_user *u;
+	size_t pos = 0;
+	bool failed = false;
+	void *v;
 
-	memset(&row, 0, sizeof(row));
 	store_sealer_maybe_rotate(st);
-	if (be->tx_begin(st, true, &r->error) < 0)
-		goto fail;
-	got = store_keyring_read(st, r->local, r->domain, r->jid, true, &kr,
-				 &r->error);
-	if (got == 0) {
-		r->result = 2;
-		goto rollback;
+	if (be->tx_begin(st, true, &r->error) < 0) {
+		failed = true;
+		goto out;
 	}
-	if (got < 0)
-		goto fail_rollback;
-	if (!store_anchor_matches(st, r->jid, STORE, &kr)) {
-		log_error("store: %s: the archive was rolled back to an earlier "
-			  "state; refusing to add to it", r->jid);
-		r->error = "archive rolled back";
-		goto fail_rollback;
+	for (size_t i = 0; i < r->nitems && !failed; i++) {
+		const struct store_archive_item *it = &r->items[i];
+
+		r->results[i] = deposit_one(r, batch_user(r, users, it), it,
+					    r->pts[i]);
+		failed = r->results[i] == -2;
 	}
-	got = be->archive_has_id(st, r->local, r->domain, r->item.stanza_id,
-				 &r->error);
-	if (got != 0) {
-		if (got < 0)
-			goto fail_rollback;
-		r->result = 3;
-		goto rollback;
+	while (!failed && hashmap_next(users, &pos, NULL, &v)) {
+		u = v;
+		if (u->dirty && store_keyring_write(st, u->local, u->domain,
+						    &u->kr, &r->error) < 0)
+			failed = true;
 	}
-	got = wanted(r);
-	if (got <= 0) {
-		if (got < 0)
-			goto fail_rollback;
-		r->result = 1;
-		goto rollback;
-	}
-	seq = c->head_seq + 1;
-	if (seal_record_seal(st->sealer, st->seal_keys, r->jid, STORE, kr.pk,
-			     kr.key_id, seq, r->item.stamp_us, c->head_chain,
-			     r->pt, r->item.len, &row.rec) < 0) {
-		r->error = "sealing failed";
-		goto fail_rollback;
-	}
-	row.with = (char *)r->item.with;
-	row.stanza_id = (char *)r->item.stanza_id;
-	row.outgoing = r->item.outgoing;
-	if (meta_mac(r, &row.rec, row.stanza_id, row.with, row.outgoing,
-		     row.meta) < 0 ||
-	    be->archive_insert(st, r->local, r->domain, &row, &r->error) < 0 ||
-	    seal_keyring_note_seal(st->seal_keys, &kr, STORE, &row.rec) < 0 ||
-	    store_keyring_write(st, r->local, r->domain, &kr, &r->error) < 0 ||
-	    be->tx_commit(st, &r->error) < 0) {
-		if (r->error == NULL)
-			r->error = "keyring update failed";
-		/* Nothing was stored: the seq may be used again, with a
-		 * fresh ephemeral key so no (K, nonce) repeats. */
-		seal_sealer_release(st->sealer, r->jid, STORE, seq);
-		goto fail_rollback;
-	}
-	store_anchor_set(st, r->jid, STORE, &kr);
-	r->n = seq;
-	r->result = 0;
-	goto out;
-fail_rollback:
-	be->tx_rollback(st);
-fail:
-	r->result = -1;
-	goto out;
-rollback:
-	be->tx_rollback(st);
+	if (!failed && be->tx_commit(st, &r->error) < 0)
+		failed = true;
+	if (failed)
+		be->tx_rollback(st);
 out:
-	seal_record_clear(&row.rec);
+	pos = 0;
+	while (hashmap_next(users, &pos, NULL, &v)) {
+		u = v;
+		if (u->dirty && !failed)
+			store_anchor_set(st, u->jid, STORE, &u->kr);
+		/* Nothing was stored: those seqs may be used again, with a
+		 * fresh ephemeral key so that no (K, nonce) repeats. */
+		if (u->first_seq != 0 && failed)
+			for (uint64_t q = u->last_seq; q >= u->first_seq; q--)
+				seal_sealer_release(st->sealer, u->jid, STORE, q);
+		free(u->jid);
+		free(u);
+	}
+	hashmap_free(users);
+	if (failed) {
+		for (size_t i = 0; i < r->nitems; i++)
+			r->results[i] = -1;
+		r->result = -1;
+		if (r->error == NULL)
+			r->error = "archive deposit failed";
+	} else {
+		r->result = 0;
+	}
 }
 
 /* ---- the walk ---- */
@@ -641,7 +709,7 @@ static void verify_work(struct arc_req *r)
 
 static void prefs_get_work(struct arc_req *r)
 {
-	r->result = read_prefs(r);
+	r->result = read_prefs(r, r->local, r->domain, r->jid, &r->prefs);
 }
 
 static void prefs_set_work(struct arc_req *r)
@@ -718,7 +786,10 @@ static void arc_work(void *arg)
 		prefs_set_work(r);
 		break;
 	}
-	if (r->result < 0)
+	if (r->result < 0 && r->op == ARC_DEPOSIT)
+		log_warn("store: archive: a batch of %zu messages: %s",
+			 r->nitems, r->error ? r->error : "error");
+	else if (r->result < 0)
 		log_warn("store: %s: archive: %s", r->jid,
 			 r->error ? r->error : "error");
 }
@@ -730,7 +801,7 @@ static void arc_done(void *arg)
 	switch (r->op) {
 	case ARC_DEPOSIT:
 		if (r->cb.deposit)
-			r->cb.deposit(r->ctx, r->result, r->n);
+			r->cb.deposit(r->ctx, r->results, r->nitems);
 		break;
 	case ARC_QUERY:
 		if (r->cb.query)
@@ -761,8 +832,11 @@ static void arc_done(void *arg)
 	free(r->meta_ok);
 	free(r->msgs);
 	seal_findings_free(&r->findings);
-	if (r->pt != NULL)
-		xfree_secret(r->pt, r->item.len);
+	for (size_t i = 0; i < r->nitems; i++)
+		xfree_secret(r->pts[i], r->items[i].len);
+	free(r->pts);
+	free(r->items);
+	free(r->results);
 	arena_free(r->pool);
 	free(r->local);
 	free(r->domain);
@@ -802,22 +876,31 @@ static const char *const *pool_dupv(struct arena *pool,
 	return out;
 }
 
-void store_archive_deposit(struct store *st, const char *local,
-			   const char *domain,
-			   const struct store_archive_item *item,
-			   enum store_archive_mode dflt, store_deposit_cb *cb,
-			   void *ctx)
+void store_archive_deposit(struct store *st,
+			   const struct store_archive_item *items, size_t n,
+			   enum store_archive_mode dflt,
+			   store_archive_batch_cb *cb, void *ctx)
 {
-	struct arc_req *r = req_new(st, ARC_DEPOSIT, local, domain, ctx);
+	struct arc_req *r = req_new(st, ARC_DEPOSIT, "", "", ctx);
 
 	r->cb.deposit = cb;
-	r->item = *item;
-	r->item.with = pool_dup(r->pool, item->with);
-	r->item.stanza_id = pool_dup(r->pool, item->stanza_id);
-	r->pt = xmalloc(item->len + 1);
-	memcpy(r->pt, item->stanza, item->len);
-	r->item.stanza = NULL;
 	r->dflt = dflt;
+	r->nitems = n;
+	r->items = xcalloc(n + 1, sizeof(*r->items));
+	r->pts = xcalloc(n + 1, sizeof(*r->pts));
+	r->results = xcalloc(n + 1, sizeof(*r->results));
+	for (size_t i = 0; i < n; i++) {
+		struct store_archive_item *it = &r->items[i];
+
+		*it = items[i];
+		it->local = arena_strdup(r->pool, items[i].local);
+		it->domain = arena_strdup(r->pool, items[i].domain);
+		it->with = arena_strdup(r->pool, items[i].with);
+		it->stanza_id = arena_strdup(r->pool, items[i].stanza_id);
+		it->stanza = NULL;
+		r->pts[i] = xmalloc(items[i].len + 1);
+		memcpy(r->pts[i], items[i].stanza, items[i].len);
+	}
 	store_submit(st, arc_work, arc_done, r);
 }
 

@@ -163,6 +163,14 @@ void workq_drain(struct workq *q)
 	}
 }
 
+void workq_wait_idle(struct workq *q)
+{
+	pthread_mutex_lock(&q->lock);
+	while (q->pending > 0)
+		pthread_cond_wait(&q->all_done, &q->lock);
+	pthread_mutex_unlock(&q->lock);
+}
+
 void workq_free(struct workq *q)
 {
 	if (q == NULL)

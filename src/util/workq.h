@@ -18,6 +18,11 @@ void workq_submit(struct workq *q, workq_fn *work, workq_fn *done, void *arg);
 /* Blocks until every submitted job has run, then runs the pending
  * completions on the calling (loop) thread. Used at shutdown and by tools. */
 void workq_drain(struct workq *q);
+/* Blocks the calling thread until no job is queued or running, without
+ * running completions (they run at the loop's next turn, as usual): for
+ * back-pressure, a producer that outruns the workers waits for them
+ * instead of queueing without bound. */
+void workq_wait_idle(struct workq *q);
 /* Drains, stops the threads and frees the pool. */
 void workq_free(struct workq *q);
 

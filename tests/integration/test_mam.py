@@ -546,6 +546,7 @@ def test_offline_messages_land_in_archive(server, make_user):
     time.sleep(0.3)
 
     b = Stream(server, ub, presence=False)
+    stored_before = live_offline_rows(server, ub)
     results, iq = b.mam()
     assert [result_body(r) for r in results] == bodies
     ids = [result_id(r) for r in results]
@@ -554,6 +555,7 @@ def test_offline_messages_land_in_archive(server, make_user):
         f.get('var') for f in b.iq(f"<query xmlns='{NS_DISCO_INFO}'/>", to=DOMAIN)
         .iter(q(NS_DISCO_INFO, 'feature'))}
     if has_offline:
+        assert stored_before == 3
         # Caught up by MAM before presence: no flood of the same messages.
         b.send('<presence/>')
         time.sleep(1.0)
@@ -563,7 +565,10 @@ def test_offline_messages_land_in_archive(server, make_user):
         b.close()
         # The records were removed once the page was written out: the
         # next login has nothing waiting.
-        time.sleep(0.5)
+        deadline = time.monotonic() + WAIT
+        while live_offline_rows(server, ub) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert live_offline_rows(server, ub) == 0
         b2 = Stream(server, ub)
         time.sleep(1.0)
         b2.sync()
@@ -573,6 +578,16 @@ def test_offline_messages_land_in_archive(server, make_user):
     else:
         b.close()
     a.close()
+
+
+def live_offline_rows(srv, user):
+    conn = sqlite3.connect(f'file:{srv.data_dir / "roost.db"}?mode=ro', uri=True, timeout=WAIT)
+    try:
+        (n,) = conn.execute("SELECT count(*) FROM offline WHERE local = ? AND ct IS NOT NULL",
+                            (user.localpart,)).fetchone()
+    finally:
+        conn.close()
+    return n
 
 
 def enable_sm(s):

@@ -73,6 +73,18 @@ static void deposit_cb(void *ctx, int result, uint64_t seq)
 	r->n = seq;
 }
 
+static void batch_cb(void *ctx, const int *results, size_t n)
+{
+	struct res *r = ctx;
+
+	r->called = true;
+	r->result = n > 0 ? results[0] : -9;
+	r->n = n;
+	assert_true(n <= MAXPAGE);
+	for (size_t i = 0; i < n; i++)
+		snprintf(r->ids[i], sizeof(r->ids[i]), "%d", results[i]);
+}
+
 static void count_cb(void *ctx, int result, uint64_t n)
 {
 	deposit_cb(ctx, result, n);
@@ -150,11 +162,12 @@ static int deposit_full(const char *id, const char *with, bool out,
 	char *msg = xasprintf("<message from='%s' to='%s'><body>%s</body></message>",
 			      out ? JID : with, out ? with : JID, body);
 	struct store_archive_item it = {
+		.local = LOCAL, .domain = DOMAIN,
 		.with = with, .stanza_id = id, .outgoing = out,
 		.stamp_us = stamp, .stanza = msg, .len = strlen(msg),
 	};
 
-	store_archive_deposit(F->st, LOCAL, DOMAIN, &it, dflt, deposit_cb, &r);
+	store_archive_deposit(F->st, &it, 1, dflt, batch_cb, &r);
 	assert_false(r.called);
 	free(msg);
 	wait_for(&r);
@@ -319,13 +332,64 @@ static void test_deposit_and_read_back(void **state)
 	{
 		struct res d = { 0 };
 		struct store_archive_item it = {
+			.local = "nobody", .domain = DOMAIN,
 			.with = ROMEO, .stanza_id = "x", .stanza = "<m/>", .len = 4,
 		};
-		store_archive_deposit(F->st, "nobody", DOMAIN, &it,
-				      STORE_ARCHIVE_ALWAYS, deposit_cb, &d);
+		store_archive_deposit(F->st, &it, 1, STORE_ARCHIVE_ALWAYS,
+				      batch_cb, &d);
 		wait_for(&d);
 		assert_int_equal(d.result, 2);
 	}
+}
+
+/* One batch, one transaction: several owners, a duplicate inside the
+ * batch, a user without keyring; each item gets its own result. */
+static void test_batch(void **state)
+{
+	struct res r = { 0 };
+	const char *msg = "<message><body>b</body></message>";
+	struct store_archive_item it[6];
+	struct store_archive_query q = q_all(100);
+
+	for (int i = 0; i < 6; i++)
+		it[i] = (struct store_archive_item){
+			.local = LOCAL, .domain = DOMAIN, .with = ROMEO,
+			.stanza = msg, .len = strlen(msg), .stamp_us = T0 + i,
+		};
+	it[0].stanza_id = "b0";
+	it[1].stanza_id = "b1";
+	it[2].stanza_id = "b0";          /* the same message again */
+	it[3].stanza_id = "b3";
+	it[3].local = "nobody";
+	it[4].stanza_id = "b4";
+	it[4].with = "stranger@example.org";
+	it[5].stanza_id = "b5";
+	store_archive_deposit(F->st, it, 6, STORE_ARCHIVE_ALWAYS, batch_cb, &r);
+	wait_for(&r);
+	assert_int_equal(r.n, 6);
+	assert_string_equal(r.ids[0], "0");
+	assert_string_equal(r.ids[1], "0");
+	assert_string_equal(r.ids[2], "3");
+	assert_string_equal(r.ids[3], "2");
+	assert_string_equal(r.ids[4], "0");
+	assert_string_equal(r.ids[5], "0");
+	query(&q, &r);
+	assert_int_equal(r.count, 4);
+	assert_string_equal(r.ids[3], "b5");
+	/* The chain is sound: a walk finds nothing. */
+	memset(&r, 0, sizeof(r));
+	store_archive_verify(F->st, LOCAL, DOMAIN, verify_cb, &r);
+	wait_for(&r);
+	assert_int_equal(r.result, 0);
+	/* Under 'roster', a batch decides per item. */
+	memset(&r, 0, sizeof(r));
+	it[0].stanza_id = "c0";
+	it[1].stanza_id = "c1";
+	it[1].with = JID;
+	store_archive_deposit(F->st, it, 2, STORE_ARCHIVE_ROSTER, batch_cb, &r);
+	wait_for(&r);
+	assert_string_equal(r.ids[0], "1");
+	assert_string_equal(r.ids[1], "0");
 }
 
 static void test_paging_and_filters(void **state)
@@ -607,6 +671,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_deposit_and_read_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paging_and_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_preferences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampering_is_withheld, setup, teardown),

@@ -533,6 +533,31 @@ static void test_workq_free_drains(void **state)
 	event_base_free(base);
 }
 
+/* wait_idle: every job has run, no completion has (they wait for the
+ * loop, which is what makes it safe to call from inside a handler). */
+static void test_workq_wait_idle(void **state)
+{
+	struct event_base *base = event_base_new();
+	struct job_state st = { .loop_thread = pthread_self() };
+	struct job *jobs = make_jobs(&st, NJOBS);
+
+	st.q = workq_new(base, 1);
+	for (int i = 0; i < NJOBS; i++)
+		submit(&st, &jobs[i]);
+	workq_wait_idle(st.q);
+	for (int i = 0; i < NJOBS; i++)
+		assert_true(jobs[i].worked);
+	assert_int_equal(st.done_count, 0);
+	while (st.done_count < NJOBS)
+		assert_int_not_equal(event_base_loop(base, EVLOOP_ONCE), -1);
+	for (int i = 0; i < NJOBS; i++)
+		assert_int_equal(st.order[i], i);
+	workq_wait_idle(st.q);  /* idle already: returns at once */
+	workq_free(st.q);
+	event_base_free(base);
+	free(jobs);
+}
+
 /* A completion that submits more work: drain runs until quiet. */
 static void chain_done(void *arg);
 
@@ -582,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_workq_drain_in_order),
 		cmocka_unit_test(test_workq_many_threads),
 		cmocka_unit_test(test_workq_free_drains),
+		cmocka_unit_test(test_workq_wait_idle),
 		cmocka_unit_test(test_workq_drain_chained),
 	};
 
