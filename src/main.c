@@ -204,6 +204,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	log_info("signal %d: shutting down", (int)sig);
 	srv->shutting_down = true;
 	listener_disable_all(srv->listeners);
+	sm_end_detached(srv);
 	for (struct c2s *c = srv->streams, *next; c != NULL; c = next) {
 		next = c->next;
 		c2s_stream_error(c, "system-shutdown", NULL);
@@ -375,6 +376,10 @@ fail:
 out:
 	for (struct c2s *c = srv.streams; c != NULL; c = c->next)
 		c2s_close(c, "exit");
+	/* Before the store closes: detached sessions hand their unacked
+	 * messages to it. */
+	if (srv.modules != NULL)
+		sm_server_free(&srv);
 	if (srv.store)
 		store_close(srv.store);
 	if (srv.workers)
@@ -394,7 +399,7 @@ out:
 		event_free(srv.sig_int);
 	if (srv.shutdown_timer)
 		event_free(srv.shutdown_timer);
-	sm_server_free(&srv);
+	sm_server_free(&srv);  /* a no-op unless start-up failed early */
 	hashmap_free(srv.sessions);
 	hashmap_free(srv.accounts);
 	event_base_free(srv.base);

@@ -59,6 +59,7 @@ struct session *session_bind(struct server *srv, struct c2s *stream,
 		 * under us. */
 		if (old_stream != NULL) {
 			old_stream->session = NULL;
+			c2s_drop_drained(old_stream);
 			old->stream = NULL;
 		}
 		session_end(old);

@@ -75,6 +75,7 @@ static void c2s_free(struct c2s *c)
 	srv->nstreams--;
 	addr_limit_release(srv->addr_limit, c->conn->peer_ip);
 	c2s_sasl_free(c);
+	c2s_drop_drained(c);
 	seal_unlocked_free(c->unlocked);
 	if (c->timer)
 		event_free(c->timer);
@@ -104,7 +105,7 @@ static void c2s_finish(struct c2s *c, const char *why)
 		return;
 	log_msg(LOG_INFO, c->log_ctx, "closed: %s", why);
 	c2s_enter(c, C2S_CLOSED);
-	c->drained_fn = NULL;
+	c2s_drop_drained(c);
 	if (c->session != NULL) {
 		struct session *s = c->session;
 		c->session = NULL;
@@ -146,22 +147,52 @@ static void conn_flushed(void *ctx)
 	c2s_finish(c, "stream closed");
 }
 
+struct c2s_drain_waiter {
+	struct c2s_drain_waiter *next;
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+void c2s_drop_drained(struct c2s *c)
+{
+	struct c2s_drain_waiter *w, *next;
+
+	for (w = c->drain_waiters; w != NULL; w = next) {
+		next = w->next;
+		free(w);
+	}
+	c->drain_waiters = NULL;
+}
+
 static void conn_drained(void *ctx)
 {
 	struct c2s *c = ctx;
-	void (*fn)(void *) = c->drained_fn;
+	struct c2s_drain_waiter *w = c->drain_waiters, *next;
 
-	c->drained_fn = NULL;
-	if (fn != NULL && c->state != C2S_CLOSED)
-		fn(c->drained_ctx);
+	/* Everything queued before each waiter is out: all fire. A waiter
+	 * that asks again lands on the fresh list. */
+	c->drain_waiters = NULL;
+	for (; w != NULL; w = next) {
+		next = w->next;
+		if (c->state != C2S_CLOSED && c->session != NULL)
+			w->fn(w->ctx);
+		free(w);
+	}
 }
 
 void c2s_when_drained(struct c2s *c, void (*fn)(void *ctx), void *ctx)
 {
+	struct c2s_drain_waiter *w, **tail;
+
 	if (c->state == C2S_CLOSED)
 		return;
-	c->drained_fn = fn;
-	c->drained_ctx = ctx;
+	w = xmalloc(sizeof(*w));
+	w->fn = fn;
+	w->ctx = ctx;
+	w->next = NULL;
+	for (tail = &c->drain_waiters; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = w;
 	conn_want_drained(c->conn);
 }
 

@@ -19,6 +19,7 @@ struct session;
 struct xml_node;
 struct xml_parser;
 struct c2s_sasl;
+struct c2s_drain_waiter;
 struct seal_unlocked;
 
 enum c2s_state {
@@ -54,8 +55,7 @@ struct c2s {
 	struct session *session;
 
 	unsigned pending;      /* async requests that will call back */
-	void (*drained_fn)(void *ctx);
-	void *drained_ctx;
+	struct c2s_drain_waiter *drain_waiters; /* c2s_when_drained, in order */
 	struct seal_unlocked *unlocked; /* keyring unlocked at SASL success, until bind */
 	struct event *timer;   /* auth timeout, then keepalive */
 	struct event *free_ev;
@@ -69,8 +69,10 @@ void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,
 /* Calls fn(ctx) once everything queued on the stream so far has been
  * written to the socket: how flood delivery paces itself without stream
  * management. Never from inside this call; never after the stream closed
- * (one waiter per stream: a second call replaces the first). */
+ * or lost its session (c2s_drop_drained). Waiters fire in order. */
 void c2s_when_drained(struct c2s *c, void (*fn)(void *ctx), void *ctx);
+/* Forgets every drain waiter: the session they were for left the stream. */
+void c2s_drop_drained(struct c2s *c);
 
 /* Serializes a stanza onto the stream (queued for stream management when
  * the stream has a session with it on). */

@@ -64,8 +64,27 @@ static struct hashmap *resumable(struct server *srv)
 	return srv->sm_ids;
 }
 
+void sm_end_detached(struct server *srv)
+{
+	size_t pos = 0;
+	void *v;
+
+	if (srv->sm_ids == NULL)
+		return;
+	/* Ending a session removes it from the table: restart the walk
+	 * after each one. */
+	while (hashmap_next(srv->sm_ids, &pos, NULL, &v)) {
+		struct session *s = v;
+		if (s->stream == NULL) {
+			session_end(s);
+			pos = 0;
+		}
+	}
+}
+
 void sm_server_free(struct server *srv)
 {
+	sm_end_detached(srv);
 	hashmap_free(srv->sm_ids);
 	srv->sm_ids = NULL;
 }
@@ -388,6 +407,7 @@ static void handle_resume(struct c2s *c, struct xml_node *el)
 		/* The old connection is still open (the client noticed the
 		 * break before we did): it loses the session. */
 		old->session = NULL;
+		c2s_drop_drained(old);
 		s->stream = NULL;
 		c2s_stream_error(old, "conflict", "the session was resumed elsewhere");
 	}
@@ -467,6 +487,13 @@ bool sm_detach(struct session *s)
  * unavailable resource. The session is out of the table, so routing a
  * message to its full JID falls through to the account's other resources
  * or the offline store; requests get an error; presence is moot. */
+static bool is_copy(const struct xml_node *msg)
+{
+	return xml_child(msg, "sent", "urn:xmpp:carbons:2") != NULL ||
+	       xml_child(msg, "received", "urn:xmpp:carbons:2") != NULL ||
+	       xml_child(msg, "result", "urn:xmpp:mam:2") != NULL;
+}
+
 static void reroute(struct server *srv, struct sm_entry *e)
 {
 	struct xml_node *st = e->stanza;
@@ -475,7 +502,9 @@ static void reroute(struct server *srv, struct sm_entry *e)
 	e->stanza = NULL;
 	switch (stanza_kind(st)) {
 	case STANZA_MESSAGE:
-		if (!e->stored && !stanza_is_error(st)) {
+		/* Copies made for this session (carbons, archive results)
+		 * are not messages of their own: the original is elsewhere. */
+		if (!e->stored && !stanza_is_error(st) && !is_copy(st)) {
 			router_route(srv, st);
 			return;
 		}

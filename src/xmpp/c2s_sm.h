@@ -50,7 +50,11 @@ void sm_session_end(struct session *s);
  * false if stream management is off (use the socket drain instead). */
 bool sm_when_acked(struct session *s, void (*fn)(void *ctx), void *ctx);
 
-/* Frees the server's resumption table (at exit). */
+/* Ends every detached session now (shutdown): their unacknowledged
+ * messages go to the offline store before it closes. */
+void sm_end_detached(struct server *srv);
+
+/* Ends what is left and frees the server's resumption table (at exit). */
 void sm_server_free(struct server *srv);
 
 #endif
