@@ -122,7 +122,7 @@ static void add_auth(struct prev *p, const unsigned char chain[SEAL_KEY_LEN])
 static void add_cand(struct prev *p, const unsigned char chain[SEAL_KEY_LEN])
 {
 	for (size_t i = 0; i < p->ncand; i++)
-		if (memcmp(p->cand[i], chain, SEAL_KEY_LEN) == 0)
+		if (CRYPTO_memcmp(p->cand[i], chain, SEAL_KEY_LEN) == 0)
 			return;
 	if (p->ncand < MAX_CAND)
 		memcpy(p->cand[p->ncand++], chain, SEAL_KEY_LEN);
@@ -273,8 +273,8 @@ static bool anchors_equal(const struct seal_chain *a, const struct seal_chain *b
 {
 	return a->base_seq == b->base_seq && a->head_seq == b->head_seq &&
 	       a->live == b->live && a->live_bytes == b->live_bytes &&
-	       memcmp(a->base_chain, b->base_chain, SEAL_KEY_LEN) == 0 &&
-	       memcmp(a->head_chain, b->head_chain, SEAL_KEY_LEN) == 0;
+	       CRYPTO_memcmp(a->base_chain, b->base_chain, SEAL_KEY_LEN) == 0 &&
+	       CRYPTO_memcmp(a->head_chain, b->head_chain, SEAL_KEY_LEN) == 0;
 }
 
 int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
@@ -367,7 +367,7 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 				if (keep == SIZE_MAX)
 					keep = k;
 				else if (r->wiped != recs[w.ents[keep].i].wiped ||
-					 memcmp(r->chain, recs[w.ents[keep].i].chain,
+					 CRYPTO_memcmp(r->chain, recs[w.ents[keep].i].chain,
 						SEAL_KEY_LEN) != 0)
 					same = false;
 				nok++;
@@ -446,14 +446,14 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 		add(out, SEAL_F_HEAD_MISMATCH, a.head_seq, 1, SIZE_MAX);
 		suspect = true;
 	} else if (a.head_seq == a.base_seq) {
-		if (memcmp(a.head_chain, a.base_chain, SEAL_KEY_LEN) != 0) {
+		if (CRYPTO_memcmp(a.head_chain, a.base_chain, SEAL_KEY_LEN) != 0) {
 			add(out, SEAL_F_HEAD_MISMATCH, a.head_seq, 1, SIZE_MAX);
 			suspect = true;
 		}
 	} else if (!head_present) {
 		add(out, SEAL_F_HEAD_MISMATCH, a.head_seq, 1, SIZE_MAX);
 	} else if (head_idx != SIZE_MAX &&
-		   memcmp(recs[head_idx].chain, a.head_chain, SEAL_KEY_LEN) != 0) {
+		   CRYPTO_memcmp(recs[head_idx].chain, a.head_chain, SEAL_KEY_LEN) != 0) {
 		/* A verified record that is not the head the row knows: the
 		 * records come from another history. */
 		add(out, SEAL_F_HEAD_MISMATCH, a.head_seq, 1, head_idx);
