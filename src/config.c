@@ -147,6 +147,32 @@ static const struct config_entry entries[] = {
 	{ .section = "mam", .key = "retention_days", .type = CT_UINT,
 	  .min = 0, .max = 36500, .def = "365",
 	  .offset = OFF(mam_retention_days) },
+
+	{ .section = "pep", .key = "max_items", .type = CT_UINT, .min = 1,
+	  .max = 100000, .def = "256", .offset = OFF(pep_max_items) },
+	{ .section = "pep", .key = "max_nodes", .type = CT_UINT, .min = 1,
+	  .max = 100000, .def = "256", .offset = OFF(pep_max_nodes) },
+	{ .section = "pep", .key = "max_item_size", .type = CT_SIZE,
+	  .min = 1 * KIB, .max = 16 * MIB, .def = "128 KiB",
+	  .offset = OFF(pep_max_item_size) },
+
+	{ .section = "register", .key = "enabled", .type = CT_BOOL,
+	  .def = "false", .offset = OFF(register_enabled) },
+	{ .section = "register", .key = "max_per_address", .type = CT_UINT,
+	  .min = 0, .max = 1000000, .def = "3",
+	  .offset = OFF(register_max_per_address) },
+	{ .section = "register", .key = "window", .type = CT_UINT, .min = 1,
+	  .max = 31536000, .def = "3600", .offset = OFF(register_window) },
+
+	{ .section = "storage", .key = "vcard_max_size", .type = CT_SIZE,
+	  .min = 1 * KIB, .max = 16 * MIB, .def = "128 KiB",
+	  .offset = OFF(vcard_max_size) },
+	{ .section = "storage", .key = "private_max_size", .type = CT_SIZE,
+	  .min = 1 * KIB, .max = 64 * MIB, .def = "256 KiB",
+	  .offset = OFF(private_max_size) },
+	{ .section = "storage", .key = "blocklist_max_items", .type = CT_UINT,
+	  .min = 1, .max = 1000000, .def = "1000",
+	  .offset = OFF(blocklist_max_items) },
 };
 
 static const struct config_entry host_entries[] = {

@@ -68,6 +68,21 @@ struct config {
 	char *mam_default;       /* "default": roster|always|never, for users without preferences; default roster */
 	unsigned mam_retention_days; /* "retention_days": older messages are removed, 0 = never; default 365 */
 
+	/* [pep] (XEP-0163 on XEP-0060) */
+	unsigned pep_max_items;  /* "max_items": most items a node keeps (also what "max" means); default 256 */
+	unsigned pep_max_nodes;  /* "max_nodes": nodes per account; default 256 */
+	size_t pep_max_item_size; /* "max_item_size": bytes of one item's payload; default 128 KiB */
+
+	/* [register] (XEP-0077) */
+	bool register_enabled;   /* "enabled": in-band registration of new accounts; default false */
+	unsigned register_max_per_address; /* "max_per_address": new accounts per address per window, 0 = no limit; default 3 */
+	unsigned register_window; /* "window": seconds; default 3600 */
+
+	/* [storage]: per-account XML documents */
+	size_t vcard_max_size;   /* "vcard_max_size": XEP-0054 vCard bytes; default 128 KiB */
+	size_t private_max_size; /* "private_max_size": XEP-0049 private XML bytes per account; default 256 KiB */
+	unsigned blocklist_max_items; /* "blocklist_max_items": XEP-0191 blocked JIDs per account; default 1000 */
+
 	/* [host <domain>] sections, at least one. */
 	struct config_vhost *vhosts;
 	size_t nvhosts;

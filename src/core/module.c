@@ -17,6 +17,9 @@ struct modules {
 	const struct module *const *list;
 	size_t n;
 	size_t initialized;
+	/* list[i]->enabled said so (or has no such callback). */
+	bool on[MODULES_MAX];
+	bool filter_routes;  /* some module has route_filter */
 };
 
 struct modules *modules_new(struct server *srv)
@@ -37,6 +40,11 @@ struct modules *modules_new(struct server *srv)
 			modules_free(srv, m);
 			return NULL;
 		}
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		m->on[i] = m->list[i]->enabled == NULL ||
+			   m->list[i]->enabled(srv);
+		m->filter_routes |= m->list[i]->route_filter != NULL;
 	}
 	return m;
 }
@@ -59,6 +67,8 @@ const struct iq_handler *modules_find_iq(const struct modules *m,
 {
 	for (size_t i = 0; i < m->n; i++) {
 		const struct iq_handler *h = m->list[i]->iq_handlers;
+		if (!m->on[i])
+			continue;
 		for (; h != NULL && h->ns != NULL; h++)
 			if ((h->scope & scope) && strcmp(h->ns, ns) == 0 &&
 			    (h->name == NULL || strcmp(h->name, name) == 0))
@@ -79,6 +89,8 @@ void modules_foreach_feature(const struct modules *m, enum iq_scope scope,
 	size_t n = 0, cap = 0;
 
 	for (size_t i = 0; i < m->n; i++) {
+		if (!m->on[i])
+			continue;
 		const char *const *f = scope == IQ_SCOPE_SERVER
 			? m->list[i]->server_features
 			: m->list[i]->account_features;
@@ -93,6 +105,22 @@ void modules_foreach_feature(const struct modules *m, enum iq_scope scope,
 		if (i == 0 || strcmp(vars[i], vars[i - 1]) != 0)
 			fn(vars[i], ctx);
 	free(vars);
+}
+
+void modules_foreach_identity(const struct modules *m, enum iq_scope scope,
+			      void (*fn)(const struct disco_identity *id,
+					 void *ctx),
+			      void *ctx)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		const struct disco_identity *id = scope == IQ_SCOPE_SERVER
+			? m->list[i]->server_identities
+			: m->list[i]->account_identities;
+		if (!m->on[i])
+			continue;
+		for (; id != NULL && id->category != NULL; id++)
+			fn(id, ctx);
+	}
 }
 
 void modules_dispatch_iq(struct server *srv, struct xml_node *iq,
@@ -163,6 +191,80 @@ bool modules_message_undelivered(struct server *srv, struct xml_node *msg,
 	for (size_t i = 0; i < m->n; i++)
 		if (m->list[i]->message_undelivered != NULL &&
 		    m->list[i]->message_undelivered(srv, msg, to))
+			return true;
+	return false;
+}
+
+bool modules_message_undelivered_after(struct server *srv,
+				       const struct module *self,
+				       struct xml_node *msg,
+				       const struct jid *to)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = modules_index(m, self) + 1; i < m->n; i++)
+		if (m->list[i]->message_undelivered != NULL &&
+		    m->list[i]->message_undelivered(srv, msg, to))
+			return true;
+	return false;
+}
+
+bool modules_filter_routes(const struct modules *m)
+{
+	return m->filter_routes;
+}
+
+bool modules_route_filter(struct server *srv, struct xml_node *stanza,
+			  const struct jid *from, const struct jid *to)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->route_filter != NULL &&
+		    m->list[i]->route_filter(srv, stanza, from, to))
+			return true;
+	return false;
+}
+
+void modules_presence_broadcast(struct server *srv, struct session *s,
+				struct xml_node *pres)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->presence_broadcast != NULL)
+			m->list[i]->presence_broadcast(s, pres);
+}
+
+bool modules_iq_response(struct server *srv, struct xml_node *iq,
+			 const struct jid *from)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->iq_response != NULL &&
+		    m->list[i]->iq_response(srv, iq, from))
+			return true;
+	return false;
+}
+
+void modules_preauth_features(struct server *srv, struct buf *out)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->on[i] && m->list[i]->preauth_features != NULL)
+			m->list[i]->preauth_features(srv, out);
+}
+
+bool modules_preauth_iq(struct server *srv, struct c2s *c,
+			struct xml_node *iq)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->on[i] && m->list[i]->preauth_iq != NULL &&
+		    m->list[i]->preauth_iq(c, iq))
 			return true;
 	return false;
 }

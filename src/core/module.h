@@ -9,6 +9,7 @@
 
 struct account;
 struct buf;
+struct c2s;
 struct jid;
 struct modules;
 struct server;
@@ -42,11 +43,25 @@ struct iq_handler {
 	iq_handler_fn *get, *set; /* NULL: that type is not supported */
 };
 
+/* A XEP-0030 identity a module adds to disco#info. */
+struct disco_identity {
+	const char *category, *type, *name;  /* name may be NULL */
+};
+
 struct module {
 	const char *name;
 	const struct iq_handler *iq_handlers; /* terminated by { NULL } */
 	const char *const *server_features;   /* NULL-terminated, or NULL */
 	const char *const *account_features;  /* NULL-terminated, or NULL */
+	/* Terminated by { NULL }, or NULL. */
+	const struct disco_identity *server_identities;
+	const struct disco_identity *account_identities;
+	/* Optional: false when the configuration switches the module's
+	 * protocol off; its IQ handlers, features and identities are then
+	 * not offered (service-unavailable, not advertised). Asked once,
+	 * after init. Its hooks still run: they check the config
+	 * themselves. */
+	bool (*enabled)(struct server *srv);
 	/* Optional. Called once at start-up / shutdown. */
 	int (*init)(struct server *srv);
 	void (*deinit)(struct server *srv);
@@ -91,11 +106,34 @@ struct module {
 	bool (*stream_element)(struct session *s, struct xml_node *el);
 	/* Appends stream features for an authenticated stream. */
 	void (*stream_features)(struct server *srv, struct buf *out);
+
+	/* A stanza about to be routed (router_route: 'from' is set and
+	 * `to` parsed; client stanzas and the server's own alike). Return
+	 * true to stop it: the module has sent whatever error it owes (with
+	 * router_bounce) and the caller frees the stanza (XEP-0191). */
+	bool (*route_filter)(struct server *srv, struct xml_node *stanza,
+			     const struct jid *from, const struct jid *to);
+	/* A local session's broadcast presence (available, no 'to'), before
+	 * it is stored and sent: modules may read it (XEP-0115 caps) and add
+	 * to it (XEP-0153 photo hash). */
+	void (*presence_broadcast)(struct session *s, struct xml_node *pres);
+	/* A result or error IQ addressed to the server (the answer to a
+	 * request a module sent from the domain, e.g. a XEP-0115 disco#info
+	 * query). Return true if it was this module's. */
+	bool (*iq_response)(struct server *srv, struct xml_node *iq,
+			    const struct jid *from);
+	/* Before authentication (and after TLS, where TLS is required):
+	 * stream features to offer, and IQs to answer (XEP-0077 in-band
+	 * registration). An IQ hook returns true if the IQ was its own; it
+	 * answers with c2s_send, and must c2s_hold/c2s_release the stream
+	 * around anything asynchronous. `iq` stays the caller's. */
+	void (*preauth_features)(struct server *srv, struct buf *out);
+	bool (*preauth_iq)(struct c2s *c, struct xml_node *iq);
 };
 
 /* Per-module context slots in sessions and accounts (like nginx's module
  * ctx arrays): a module finds its slot by its index. */
-#define MODULES_MAX 16
+#define MODULES_MAX 24
 
 /* Index of `mod` in the table (aborts if it is not registered). */
 unsigned modules_index(const struct modules *m, const struct module *mod);
@@ -116,6 +154,26 @@ void modules_message_routed(struct server *srv, const struct xml_node *msg,
 bool modules_session_filter(struct session *s, const struct xml_node *stanza);
 bool modules_stream_element(struct session *s, struct xml_node *el);
 void modules_stream_features(struct server *srv, struct buf *out);
+/* Whether any module has a route_filter (spares the routing path the
+ * parse of 'from' when none has). */
+bool modules_filter_routes(const struct modules *m);
+bool modules_route_filter(struct server *srv, struct xml_node *stanza,
+			  const struct jid *from, const struct jid *to);
+void modules_presence_broadcast(struct server *srv, struct session *s,
+				struct xml_node *pres);
+bool modules_iq_response(struct server *srv, struct xml_node *iq,
+			 const struct jid *from);
+void modules_preauth_features(struct server *srv, struct buf *out);
+bool modules_preauth_iq(struct server *srv, struct c2s *c,
+			struct xml_node *iq);
+/* A message_undelivered hook that took a message (returned true) and then
+ * decided, later, not to keep it, passes it on to the modules after
+ * itself with this; returns true if one took it. `msg` stays the
+ * caller's unless one did. */
+bool modules_message_undelivered_after(struct server *srv,
+				       const struct module *self,
+				       struct xml_node *msg,
+				       const struct jid *to);
 
 struct modules;
 
@@ -130,6 +188,13 @@ const struct iq_handler *modules_find_iq(const struct modules *m,
 /* Calls fn(var, ctx) for every feature of the scope, sorted, unique. */
 void modules_foreach_feature(const struct modules *m, enum iq_scope scope,
 			     void (*fn)(const char *var, void *ctx), void *ctx);
+/* Calls fn for every identity of the scope that a module adds, in module
+ * order (the server's own server/im and the account's account/registered
+ * come from mod_disco). */
+void modules_foreach_identity(const struct modules *m, enum iq_scope scope,
+			      void (*fn)(const struct disco_identity *id,
+					 void *ctx),
+			      void *ctx);
 
 /* Dispatches an IQ get/set addressed to the server or an account to its
  * handler, or answers service-unavailable (RFC 6120 §8.4 / 6121 §8.5.1).

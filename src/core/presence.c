@@ -279,6 +279,7 @@ static void broadcast_available(struct session *s, struct xml_node *pres)
 {
 	bool initial = !s->available;
 
+	modules_presence_broadcast(s->srv, s, pres);
 	s->available = true;
 	s->priority = presence_priority(pres);
 	xml_free(s->presence);

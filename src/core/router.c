@@ -212,7 +212,14 @@ static void route_to_full(struct server *srv, struct xml_node *st,
 static void route_to_server(struct server *srv, struct xml_node *st,
 			    const struct jid *to)
 {
-	if (is_iq_request(st)) {
+	if (stanza_kind(st) == STANZA_IQ && !is_iq_request(st)) {
+		struct jid from;
+		const char *error;
+		if (jid_parse(xml_attr(st, "from"), &from, &error) == 0) {
+			(void)modules_iq_response(srv, st, &from);
+			jid_free(&from);
+		}
+	} else if (is_iq_request(st)) {
 		struct jid from;
 		const char *error;
 		if (jid_parse(xml_attr(st, "from"), &from, &error) == 0) {
@@ -228,6 +235,24 @@ static void route_to_server(struct server *srv, struct xml_node *st,
 	xml_free(st);
 }
 
+/* Asks the modules (XEP-0191) whether the stanza may go on. A stanza
+ * without a parseable 'from' is left to the paths below. */
+static bool route_filtered(struct server *srv, struct xml_node *st,
+			   const struct jid *to)
+{
+	const char *from_str = xml_attr(st, "from");
+	struct jid from;
+	const char *error;
+	bool stop;
+
+	if (!modules_filter_routes(srv->modules) || from_str == NULL ||
+	    jid_parse(from_str, &from, &error) != 0)
+		return false;
+	stop = modules_route_filter(srv, st, &from, to);
+	jid_free(&from);
+	return stop;
+}
+
 void router_route(struct server *srv, struct xml_node *st)
 {
 	const char *to_str = xml_attr(st, "to");
@@ -239,7 +264,9 @@ void router_route(struct server *srv, struct xml_node *st)
 		xml_free(st);
 		return;
 	}
-	if (!server_is_local_domain(srv, to.domain)) {
+	if (route_filtered(srv, st, &to)) {
+		xml_free(st);
+	} else if (!server_is_local_domain(srv, to.domain)) {
 		/* No server-to-server yet: the one "not here" path. */
 		if (stanza_kind(st) != STANZA_PRESENCE)
 			router_bounce(srv, st, "remote-server-not-found", NULL);

@@ -17,6 +17,16 @@ static void add_feature(const char *var, void *ctx)
 	xml_set_attr(xml_add_child(q, "feature", NULL), "var", var);
 }
 
+static void add_identity(const struct disco_identity *d, void *ctx)
+{
+	struct xml_node *id = xml_add_child(ctx, "identity", NULL);
+
+	xml_set_attr(id, "category", d->category);
+	xml_set_attr(id, "type", d->type);
+	if (d->name != NULL)
+		xml_set_attr(id, "name", d->name);
+}
+
 static void info_get(const struct iq_request *req)
 {
 	bool server = req->to->local == NULL;
@@ -38,6 +48,9 @@ static void info_get(const struct iq_request *req)
 		xml_set_attr(id, "category", "account");
 		xml_set_attr(id, "type", "registered");
 	}
+	modules_foreach_identity(req->srv->modules,
+				 server ? IQ_SCOPE_SERVER : IQ_SCOPE_ACCOUNT,
+				 add_identity, q);
 	modules_foreach_feature(req->srv->modules,
 				server ? IQ_SCOPE_SERVER : IQ_SCOPE_ACCOUNT,
 				add_feature, q);

@@ -844,9 +844,15 @@ static const char *const mam_account_features[] = {
 };
 static const char *const mam_server_features[] = { NS_SID, NULL };
 
+static bool mam_module_enabled(struct server *srv)
+{
+	return mam_enabled(srv);
+}
+
 const struct module mam_module = {
 	.name = "mam",
 	.iq_handlers = mam_handlers,
+	.enabled = mam_module_enabled,
 	.deinit = mam_deinit,
 	.server_features = mam_server_features,
 	.account_features = mam_account_features,

@@ -1190,9 +1190,16 @@ static const char *const offline_server_features[] = {
 };
 static const char *const offline_account_features[] = { NS_OFFLINE, NULL };
 
+/* mode = off: nothing is stored, so neither XEP is offered. */
+static bool offline_enabled(struct server *srv)
+{
+	return mode_sealed(srv->cfg);
+}
+
 const struct module offline_module = {
 	.name = "offline",
 	.iq_handlers = off_flex_handlers,
+	.enabled = offline_enabled,
 	.server_features = offline_server_features,
 	.account_features = offline_account_features,
 	.message_undelivered = offline_undelivered,

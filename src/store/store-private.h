@@ -196,6 +196,28 @@ struct store_backend {
 	 * if not, -1 error. */
 	int (*roster_has)(struct store *st, const char *owner,
 			  const char *contact, const char **error_r);
+
+	/* Per-user data (store_data.c): as store.h says, synchronously.
+	 * Items and their strings are allocated from pool. */
+	int (*data_get)(struct store *st, const char *owner, const char *space,
+			const char *key, struct arena *pool,
+			struct store_data_item **items_r, size_t *n_r,
+			const char **error_r);
+	int (*data_list)(struct store *st, const char *owner,
+			 const char *space, size_t max, struct arena *pool,
+			 struct store_data_item **items_r, size_t *n_r,
+			 const char **error_r);
+	int (*data_put)(struct store *st, const char *owner, const char *space,
+			const char *key, const void *value, size_t len,
+			int64_t stamp_us, size_t max_items,
+			const char **error_r);
+	int (*data_delete)(struct store *st, const char *owner,
+			   const char *space, const char *key,
+			   const char **error_r);
+	int (*data_spaces)(struct store *st, const char *owner,
+			   const char *prefix, struct arena *pool,
+			   struct store_data_item **items_r, size_t *n_r,
+			   const char **error_r);
 };
 
 /* One archive row: the sealed record and its clear metadata. From

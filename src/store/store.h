@@ -126,6 +126,31 @@ void store_offline_deposit(struct store *st, const char *local,
 			   int64_t stamp_us, uint64_t max_count,
 			   uint64_t max_bytes, store_deposit_cb *cb, void *ctx);
 
+/* One message for the offline store of local@domain. */
+struct store_offline_item {
+	const char *local, *domain;
+	const void *stanza;     /* serialized message, sealed whole */
+	size_t len;
+	int64_t stamp_us;
+	uint64_t max_count, max_bytes;  /* the recipient's quotas, 0 = none */
+};
+/* Deposits a batch of messages, in order, in ONE transaction (a commit
+ * per message costs more than sealing and inserting it). A recipient's
+ * messages take consecutive seqs in the order given, each chained to the
+ * one before, and each quota is checked against the store as the items
+ * before it in the batch left it. results[i], seqs[i] for items[i]: the
+ * result as store_deposit_cb's, the seq when it is 0. An unusable
+ * recipient (keyring row failing its MAC, a store rolled back under this
+ * process, sealing refused; logged) fails with -1 for its own items
+ * only; a database error makes every item -1 with nothing stored. The
+ * arrays are valid during the callback. */
+typedef void store_offline_batch_cb(void *ctx, const int *results,
+				    const uint64_t *seqs, size_t n);
+void store_offline_deposit_batch(struct store *st,
+				 const struct store_offline_item *items,
+				 size_t n, store_offline_batch_cb *cb,
+				 void *ctx);
+
 /* What a load found after the verification walk. */
 struct store_offline {
 	/* Live records the walk called genuine, oldest first; only these
@@ -322,5 +347,48 @@ void store_archive_prefs_set(struct store *st, const char *local,
 			     const char *domain,
 			     const struct store_archive_prefs *prefs,
 			     store_done_cb *cb, void *ctx);
+
+/* ---- per-user data (store_data.c) ----
+ *
+ * Small documents modules keep for an account (PEP nodes and items,
+ * XEP-0049 private XML, the vCard, the blocking list), in named spaces
+ * ("pep/<node>", "private", ...). In a space each item has a key, a value
+ * (serialized XML or any bytes) and the time of its last write; items are
+ * ordered by their last write. Owners are prepared bare JIDs. Unlike the
+ * offline store and the archive this data is not sealed: most of it is
+ * published to contacts anyway, and the server must read it without the
+ * user's password (SECURITY.md says so). store_user_delete removes it. */
+struct store_data_item {
+	const char *space;
+	const char *key;       /* NULL in store_data_spaces results */
+	const void *value;     /* NUL-terminated (not counted in len) */
+	size_t len;            /* in store_data_spaces: the item count */
+	int64_t stamp_us;      /* last write */
+};
+/* result: n items found (>= 0; get: 0 or 1), -1 error. */
+typedef void store_data_cb(void *ctx, int result,
+			   const struct store_data_item *items, size_t n);
+
+void store_data_get(struct store *st, const char *owner, const char *space,
+		    const char *key, store_data_cb *cb, void *ctx);
+/* The space's items, oldest write first; with max > 0 only the newest
+ * max of them. */
+void store_data_list(struct store *st, const char *owner, const char *space,
+		     size_t max, store_data_cb *cb, void *ctx);
+/* Writes (inserts or replaces) the item, which becomes the newest; then,
+ * with max_items > 0, removes the oldest items beyond max_items. result:
+ * 0 done, -1 error. */
+void store_data_put(struct store *st, const char *owner, const char *space,
+		    const char *key, const void *value, size_t len,
+		    size_t max_items, store_done_cb *cb, void *ctx);
+/* Removes the item, or with key NULL every item of the space. result: 0
+ * removed, 1 nothing was there, -1 error. */
+void store_data_delete(struct store *st, const char *owner, const char *space,
+		       const char *key, store_done_cb *cb, void *ctx);
+/* The owner's spaces whose name starts with prefix ("" = all), sorted by
+ * name, one item each: space set, key NULL, len = its item count,
+ * stamp_us = its newest write. */
+void store_data_spaces(struct store *st, const char *owner,
+		       const char *prefix, store_data_cb *cb, void *ctx);
 
 #endif

@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "seal/seal.h"
+#include "store/store_sqlite_data.h"
 #include "util/arena.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -140,6 +141,19 @@ static const char *const migrations[] = {
 	" mac BLOB NOT NULL,"
 	" PRIMARY KEY (local, domain)"
 	") WITHOUT ROWID;",
+	/* 3 -> 4: per-user XML data (store_sqlite_data.c): PEP nodes and
+	 * items, private XML, vCard, blocking list. `ord` orders the items
+	 * of one space by their last write. */
+	"CREATE TABLE user_data ("
+	" owner TEXT NOT NULL,"
+	" space TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" value BLOB NOT NULL,"
+	" stamp INTEGER NOT NULL,"
+	" ord INTEGER NOT NULL,"
+	" PRIMARY KEY (owner, space, key)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX user_data_order ON user_data (owner, space, ord);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -320,6 +334,7 @@ struct sqlite_store {
 	struct store api;
 	sqlite3 *db;
 	sqlite3_stmt *stmts[STMT_COUNT];
+	struct sqlite_data *data;   /* store_sqlite_data.c */
 };
 
 static struct sqlite_store *sqlite_store(struct store *st)
@@ -605,6 +620,8 @@ static int sqlite_user_delete(struct store *st, const char *local,
 		if (exec_stmt(s, owned_split[i], error_r) < 0)
 			goto rollback;
 	}
+	if (sqlite_data_delete_owner(s->data, owner, error_r) < 0)
+		goto rollback;
 	if (tx_commit(s, error_r) < 0)
 		goto rollback;
 	ret = 0;
@@ -1378,6 +1395,7 @@ static void sqlite_close(struct store *st)
 		return;
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmts[i]);
+	sqlite_data_free(s->data);
 	/* The last connection to close checkpoints and removes the WAL. */
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		log_warn("store: sqlite: close: %s", sqlite3_errmsg(s->db));
@@ -1446,12 +1464,63 @@ static struct store *sqlite_open(const char *data_dir, char **error_r)
 			goto fail;
 		}
 	}
+	s->data = sqlite_data_new(s->db, error_r);
+	if (s->data == NULL)
+		goto fail;
 	free(path);
 	return &s->api;
 fail:
 	free(path);
 	sqlite_close(&s->api);
 	return NULL;
+}
+
+/* ---- per-user data: store_sqlite_data.c on this connection ---- */
+
+static int sqlite_data_get_op(struct store *st, const char *owner,
+			      const char *space, const char *key,
+			      struct arena *pool,
+			      struct store_data_item **items_r, size_t *n_r,
+			      const char **error_r)
+{
+	return sqlite_data_get(sqlite_store(st)->data, owner, space, key, pool,
+			       items_r, n_r, error_r);
+}
+
+static int sqlite_data_list_op(struct store *st, const char *owner,
+			       const char *space, size_t max,
+			       struct arena *pool,
+			       struct store_data_item **items_r, size_t *n_r,
+			       const char **error_r)
+{
+	return sqlite_data_list(sqlite_store(st)->data, owner, space, max,
+				pool, items_r, n_r, error_r);
+}
+
+static int sqlite_data_put_op(struct store *st, const char *owner,
+			      const char *space, const char *key,
+			      const void *value, size_t len, int64_t stamp_us,
+			      size_t max_items, const char **error_r)
+{
+	return sqlite_data_put(sqlite_store(st)->data, owner, space, key,
+			       value, len, stamp_us, max_items, error_r);
+}
+
+static int sqlite_data_delete_op(struct store *st, const char *owner,
+				 const char *space, const char *key,
+				 const char **error_r)
+{
+	return sqlite_data_delete(sqlite_store(st)->data, owner, space, key,
+				  error_r);
+}
+
+static int sqlite_data_spaces_op(struct store *st, const char *owner,
+				 const char *prefix, struct arena *pool,
+				 struct store_data_item **items_r, size_t *n_r,
+				 const char **error_r)
+{
+	return sqlite_data_spaces(sqlite_store(st)->data, owner, prefix, pool,
+				  items_r, n_r, error_r);
 }
 
 const struct store_backend store_backend_sqlite = {
@@ -1483,4 +1552,9 @@ const struct store_backend store_backend_sqlite = {
 	.archive_prefs_get = sqlite_archive_prefs_get,
 	.archive_prefs_put = sqlite_archive_prefs_put,
 	.roster_has = sqlite_roster_has,
+	.data_get = sqlite_data_get_op,
+	.data_list = sqlite_data_list_op,
+	.data_put = sqlite_data_put_op,
+	.data_delete = sqlite_data_delete_op,
+	.data_spaces = sqlite_data_spaces_op,
 };

@@ -323,8 +323,10 @@ static void send_features(struct c2s *c)
 		if (!c->tls)
 			buf_appendf(&b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
 				    cfg->require_tls ? "<required/>" : "");
-		if (c->tls || !cfg->require_tls)
+		if (c->tls || !cfg->require_tls) {
 			c2s_sasl_features(c, &b);
+			modules_preauth_features(c->srv, &b);
+		}
 	} else {
 		buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
 				   "<session xmlns='" NS_SESSION "'><optional/></session>"
@@ -482,6 +484,9 @@ static void handle_pre_auth(struct c2s *c, struct xml_node *el)
 		c2s_sasl_element(c, el);
 		return;
 	}
+	if (stanza_kind(el) == STANZA_IQ && (c->tls || !cfg->require_tls) &&
+	    modules_preauth_iq(c->srv, c, el))
+		return;
 	if (stanza_kind(el) != STANZA_OTHER) {
 		c2s_stream_error(c, "not-authorized", NULL);
 		return;
