@@ -15,6 +15,7 @@
 #include "core/session.h"
 #include "core/stanza.h"
 #include "server.h"
+#include "util/arena.h"
 #include "util/buf.h"
 #include "util/hashmap.h"
 #include "util/log.h"
@@ -26,6 +27,7 @@
 
 struct sm_entry {
 	struct xml_node *stanza;
+	size_t bytes;       /* what the copy costs (its arena) */
 	bool stored;        /* its record is still in the offline store */
 };
 
@@ -47,6 +49,7 @@ struct sm {
 	 * in a ring. */
 	struct sm_entry *ring;
 	size_t cap, head, len;
+	size_t bytes;       /* sum of the entries' bytes */
 	bool r_pending;     /* an <r/> is scheduled or unanswered */
 	uint32_t r_at;      /* `sent` when the last <r/> went out */
 	struct event *r_ev;
@@ -131,8 +134,11 @@ static void queue_push(struct sm *sm, struct xml_node *stanza, bool stored)
 		sm->cap = ncap;
 		sm->head = 0;
 	}
-	*entry_at(sm, sm->len) = (struct sm_entry){ stanza, stored };
+	size_t bytes = arena_size(xml_arena(stanza));
+
+	*entry_at(sm, sm->len) = (struct sm_entry){ stanza, bytes, stored };
 	sm->len++;
+	sm->bytes += bytes;
 }
 
 static void fire_waiters(struct sm *sm)
@@ -164,6 +170,7 @@ static int process_ack(struct sm *sm, uint32_t h)
 		struct sm_entry *e = entry_at(sm, 0);
 		xml_free(e->stanza);
 		e->stanza = NULL;
+		sm->bytes -= e->bytes;
 		sm->head = (sm->head + 1) % sm->cap;
 		sm->len--;
 	}
@@ -203,7 +210,8 @@ bool sm_stanza_out(struct session *s, const struct xml_node *stanza,
 
 	if (sm == NULL)
 		return false;
-	if (sm->len >= s->srv->cfg->sm_max_queue) {
+	if (sm->len >= s->srv->cfg->sm_max_queue ||
+	    sm->bytes >= s->srv->cfg->sm_max_queue_bytes) {
 		/* The client stopped acknowledging: end the session (a
 		 * detached one from its timeout event, now). This stanza is
 		 * queued all the same (the queue goes over by the few that

@@ -245,3 +245,38 @@ def test_timeout_prefers_another_resource(short_resume):
     assert got == bodies
     other.close()
     sb.close()
+
+
+def test_queue_bounded_by_bytes(server_factory):
+    """A client that reads but never acknowledges is cut off once its
+    unacknowledged stanzas take sm_max_queue_bytes, long before the count
+    limit, and nothing is lost: what it never acknowledged is delivered at
+    the next login (from the offline store)."""
+    srv = server_factory('smbytes', sections={'c2s': {'sm_max_queue_bytes': '64 KiB',
+                                                      'resume_timeout': 0}})
+    from conftest import User, unique_name
+    a = User(f'{unique_name("sme")}@localhost', 'pw-e-123456')
+    b = User(f'{unique_name("smf")}@localhost', 'pw-f-123456')
+    srv.adduser(a.jid, a.password)
+    srv.adduser(b.jid, b.password)
+    sa = login(srv, a, 'slow')
+    enable(sa, resume=False)
+    sa.send("<presence/>")
+    sb = login(srv, b, 'snd')
+    big = 'x' * 8000
+    bodies = [f'big-{i}-{big}' for i in range(12)]   # ~96 KB > 64 KiB
+    send_bodies(sb, f'{a.jid}/slow', bodies)
+    got = drain(sa, 2.0)
+    errors = [e for e in got if e.tag == '{http://etherx.jabber.org/streams}error']
+    assert errors, 'the stream was not cut off'
+    assert errors[0].find('{urn:ietf:params:xml:ns:xmpp-streams}resource-constraint') is not None
+    kill(sa)
+    time.sleep(0.5)
+    s2 = login(srv, a, 'back')
+    s2.send("<presence/>")
+    again = [body(e) for e in drain(s2, 2.0) if is_msg(e) and body(e)]
+    # Everything sent to the session arrives again, in order (the bare
+    # JID's offline store took those the session never acknowledged).
+    assert again == bodies
+    s2.close()
+    sb.close()
