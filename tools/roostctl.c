@@ -18,11 +18,10 @@
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "config.h"
+#include "core/account_create.h"
 #include "core/jid.h"
-#include "sasl/scram.h"
 #include "seal/seal.h"
 #include "seal/seal_keyfile.h"
 #include "store/store.h"
@@ -31,9 +30,7 @@
 #include "util/xalloc.h"
 
 #define DEFAULT_CONFIG "/etc/roost/roost.conf"
-/* Longer input is refused rather than cut: a silently shortened password
- * would not be the one the operator typed. */
-#define PASSWORD_MAX 1023
+#define PASSWORD_MAX ACCOUNT_PASSWORD_MAX
 
 enum {
 	EXIT_OK = 0,
@@ -52,8 +49,6 @@ struct ctl {
 	struct store *st;
 	struct seal_keys keys;
 	bool have_keys;
-	/* The keyring of the user a request read (on_user copies it). */
-	struct seal_keyring *keyring;
 
 	/* The pending request's outcome, set by its callback. */
 	bool done;
@@ -131,21 +126,6 @@ static void on_done(void *ctx, int result, const char *error)
 
 static void on_user(void *ctx, int result, const struct store_user *user)
 {
-	struct ctl *ctl = ctx;
-
-	free(ctl->keyring);
-	ctl->keyring = NULL;
-	if (result == 1 && user->keyring != NULL) {
-		ctl->keyring = xmalloc(sizeof(*ctl->keyring));
-		char *jid = xasprintf("%s@%s", user->local, user->domain);
-		int r = seal_keyring_decode(user->keyring, user->keyring_len,
-					    jid, ctl->keyring);
-		free(jid);
-		if (r != 0) {
-			free(ctl->keyring);
-			ctl->keyring = NULL;
-		}
-	}
 	on_done(ctx, result, result < 0 ? "store error" : NULL);
 }
 
@@ -224,8 +204,6 @@ static void close_store(struct ctl *ctl)
 	if (ctl->have_keys)
 		seal_keys_clear(&ctl->keys);
 	ctl->have_keys = false;
-	free(ctl->keyring);
-	ctl->keyring = NULL;
 	if (ctl->base != NULL)
 		event_base_free(ctl->base);
 	ctl->base = NULL;
@@ -414,91 +392,74 @@ out:
 	return ret;
 }
 
-/* SASLprep, then SCRAM-SHA-1 and SCRAM-SHA-256 credentials with fresh
- * salts and the configured iteration count. Returns an exit code. */
-static int derive_creds(struct ctl *ctl, const char *password,
-			struct store_user *user,
-			unsigned char client_keys[2][SCRAM_MAX_HASH])
-{
-	static const enum scram_hash hashes[] = { SCRAM_SHA1, SCRAM_SHA256 };
-	unsigned iterations = ctl->cfg.scram_iterations;
-	unsigned char salt[SCRAM_SALT_LEN];
-	char *prepped = NULL;
-	int ret = EXIT_FAIL;
-
-	if (iterations == 0)
-		iterations = SCRAM_DEFAULT_ITERATIONS;
-	if (saslprep(password, &prepped) < 0) {
-		ctl_err("the password has characters SASLprep (RFC 4013) "
-		      "prohibits");
-		return EXIT_FAIL;
-	}
-	for (size_t i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++) {
-		if (RAND_bytes(salt, sizeof(salt)) != 1) {
-			ctl_err("no random bytes for the salt");
-			goto out;
-		}
-		if (scram_derive(hashes[i], prepped, salt, sizeof(salt),
-				 iterations, &user->creds[hashes[i]],
-				 client_keys[hashes[i]]) < 0) {
-			ctl_err("deriving %s credentials failed",
-			      scram_hash_name(hashes[i]));
-			goto out;
-		}
-	}
-	ret = EXIT_OK;
-out:
-	xfree_secret(prepped, strlen(prepped));
-	return ret;
-}
-
 /* ---- commands ---- */
 
-/* adduser and passwd: the same steps, create or replace at the end. */
-/* DESIGN §5: a keyring is created where the password is known. A new
- * account gets a new one; `passwd` is an admin reset without the old
- * password, so the key pair is replaced and the retired keys dropped:
- * messages sealed before can no longer be opened, and the user is told
- * so at the next login. */
-static int make_keyring(struct ctl *ctl, const struct jid *jid, bool create,
-			unsigned char client_keys[2][SCRAM_MAX_HASH],
-			struct buf *out)
+/* DESIGN §5: a keyring is made where the password is known. A new account
+ * gets a new one. `passwd` is an admin reset without the old password:
+ * the key pair is replaced and the retired keys dropped, so messages
+ * sealed before can no longer be opened (the user is told at the next
+ * login). The reset runs inside the store's transaction that reads the
+ * row, because roostd may be moving its chains at the same time. */
+static int store_password(struct ctl *ctl, const struct jid *jid, bool create,
+			  const struct account_secret *sec)
 {
-	struct seal_keyring kr;
+	struct account_rewrap rw = {
+		.keys = &ctl->keys, .sec = sec, .reset = true,
+	};
+	struct store_user user;
+	struct buf kbuf = BUF_INIT;
 	char *bare = jid_bare(jid);
-	int r;
+	int ret = EXIT_FAIL, r;
 
-	if (!create && ctl->keyring != NULL &&
-	    seal_keyring_mac_check(&ctl->keys, ctl->keyring) == 0) {
-		kr = *ctl->keyring;
-		r = seal_keyring_reset(&ctl->keys, &kr, client_keys[SCRAM_SHA1],
-				       client_keys[SCRAM_SHA256], NULL);
+	memset(&user, 0, sizeof(user));
+	user.local = jid->local;
+	user.domain = jid->domain;
+	memcpy(user.creds, sec->creds, sizeof(user.creds));
+	rw.bare = bare;
+	if (create) {
+		if (account_keyring_new(&ctl->keys, bare, sec, &kbuf) < 0) {
+			ctl_err("cannot make the keyring");
+			goto out;
+		}
+		user.keyring = kbuf.data;
+		user.keyring_len = kbuf.len;
+		store_user_create(ctl->st, &user, on_done, ctl);
 	} else {
-		if (!create && ctl->keyring != NULL)
-			ctl_err("warning: %s: the keyring row fails its "
-				"integrity check; making a new one", bare);
-		r = seal_keyring_create(&ctl->keys, bare, client_keys[SCRAM_SHA1],
-					client_keys[SCRAM_SHA256], &kr, NULL);
+		store_user_set_password(ctl->st, &user, account_rewrap, &rw,
+					on_done, ctl);
 	}
-	free(bare);
-	if (r < 0) {
+	/* The checks made before can race with another roostctl; these
+	 * results are the authoritative ones. */
+	r = run_until_done(ctl);
+	if (r < 0)
+		ctl_err("store: %s", ctl->error);
+	else if (r == 1 && create)
+		ctl_err("user exists: %s", bare);
+	else if (r == 1)
+		ctl_err("no such user: %s", bare);
+	else if (r == 2)
 		ctl_err("cannot make the keyring");
-		return EXIT_FAIL;
-	}
-	seal_keyring_encode(&kr, out);
-	return EXIT_OK;
+	else
+		ret = EXIT_OK;
+	if (ret == EXIT_OK && rw.replaced_bad)
+		ctl_err("warning: %s: the keyring row failed its integrity "
+			"check and was replaced by a new one", bare);
+out:
+	OPENSSL_cleanse(&user, sizeof(user));
+	buf_free(&kbuf);
+	free(bare);
+	return ret;
 }
 
 static int set_password(struct ctl *ctl, const char *arg, bool create)
 {
 	char password[PASSWORD_MAX + 2];
-	unsigned char client_keys[2][SCRAM_MAX_HASH];
-	struct buf kbuf = BUF_INIT;
-	struct store_user user;
+	struct account_secret sec;
 	struct jid jid;
+	const char *why;
 	int ret, r;
 
-	memset(&user, 0, sizeof(user));
+	memset(&sec, 0, sizeof(sec));
 	memset(password, 0, sizeof(password));
 	ret = parse_account(ctl, arg, &jid);
 	if (ret != EXIT_OK)
@@ -525,34 +486,15 @@ static int set_password(struct ctl *ctl, const char *arg, bool create)
 
 	if (read_password(ctl, password) != EXIT_OK)
 		goto out;
-	if (derive_creds(ctl, password, &user, client_keys) != EXIT_OK)
+	if (account_secret_derive(password, ctl->cfg.scram_iterations, &sec,
+				  &why) < 0) {
+		ctl_err("%s", why);
 		goto out;
-	user.local = jid.local;
-	user.domain = jid.domain;
-	if (make_keyring(ctl, &jid, create, client_keys, &kbuf) != EXIT_OK)
-		goto out;
-	user.keyring = kbuf.data;
-	user.keyring_len = kbuf.len;
-	if (create)
-		store_user_create(ctl->st, &user, on_done, ctl);
-	else
-		store_user_set_creds(ctl->st, &user, on_done, ctl);
-	/* The other checks above can race with another roostctl; these
-	 * results are the authoritative ones. */
-	r = run_until_done(ctl);
-	if (r < 0)
-		ctl_err("store: %s", ctl->error);
-	else if (r == 1 && create)
-		ctl_err("user exists: %s@%s", jid.local, jid.domain);
-	else if (r == 1)
-		ctl_err("no such user: %s@%s", jid.local, jid.domain);
-	else
-		ret = EXIT_OK;
+	}
+	ret = store_password(ctl, &jid, create, &sec);
 out:
 	OPENSSL_cleanse(password, sizeof(password));
-	OPENSSL_cleanse(client_keys, sizeof(client_keys));
-	OPENSSL_cleanse(&user, sizeof(user));
-	buf_free(&kbuf);
+	account_secret_clear(&sec);
 	close_store(ctl);
 	jid_free(&jid);
 	return ret;

@@ -135,7 +135,8 @@ static void deferred_cb(evutil_socket_t fd, short what, void *arg)
 	free(d);
 }
 
-void account_get(struct server *srv, const char *bare, account_cb *cb, void *ctx)
+static void get(struct server *srv, const char *bare, bool known,
+		account_cb *cb, void *ctx)
 {
 	struct account *a = hashmap_get(srv->accounts, bare);
 	struct account_waiter *w;
@@ -161,7 +162,13 @@ void account_get(struct server *srv, const char *bare, account_cb *cb, void *ctx
 		a->roster = hashmap_new();
 		a->refs = 1; /* held by the load until it completes */
 		hashmap_put(srv->accounts, bare, a);
-		store_user_get(srv->store, a->local, a->domain, user_loaded, a);
+		if (known) {
+			a->exists = true;
+			store_roster_get(srv->store, a->bare, roster_loaded, a);
+		} else {
+			store_user_get(srv->store, a->local, a->domain,
+				       user_loaded, a);
+		}
 	}
 	/* Waiters run in arrival order: a subscribe then an unsubscribe for
 	 * an account being loaded must be handled in that order. */
@@ -174,6 +181,21 @@ void account_get(struct server *srv, const char *bare, account_cb *cb, void *ctx
 		tail = &(*tail)->next;
 	*tail = w;
 	account_ref(a);
+}
+
+void account_get(struct server *srv, const char *bare, account_cb *cb, void *ctx)
+{
+	get(srv, bare, false, cb, ctx);
+}
+
+void account_get_known(struct server *srv, const char *bare, account_cb *cb,
+		       void *ctx)
+{
+	/* The caller read the user's row moments ago (SASL): reading it
+	 * again would cost a store round trip per login and tell nothing
+	 * new, since a row deleted after authentication does not end the
+	 * stream either. */
+	get(srv, bare, true, cb, ctx);
 }
 
 struct roster_entry *account_roster_find(struct account *a, const char *jid)

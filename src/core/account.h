@@ -65,6 +65,11 @@ typedef void account_cb(void *ctx, struct account *account);
  * if needed. cb runs later on the loop, never from inside this call. */
 void account_get(struct server *srv, const char *bare, account_cb *cb,
 		 void *ctx);
+/* Like account_get for a user the caller has just found in the store (a
+ * successful SASL login): an account that is not loaded yet is loaded
+ * from its roster alone, without looking the user up again. */
+void account_get_known(struct server *srv, const char *bare, account_cb *cb,
+		       void *ctx);
 void account_ref(struct account *a);
 void account_unref(struct account *a);
 

@@ -82,7 +82,9 @@ struct module {
 	/* The account is being unloaded: free its module context. */
 	void (*account_free)(struct account *a);
 	/* disco#info (items false) or disco#items for `node` at the request's
-	 * target; return true if this module owns the node (and answered). */
+	 * target; return true if this module owns the node (and answered).
+	 * `node` is NULL for disco#items on an account without a node (the
+	 * account's own items: its PEP nodes). */
 	bool (*disco_node)(const struct iq_request *req, const char *node,
 			   bool items);
 	/* A message for a local account is about to be delivered or stored:

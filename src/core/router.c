@@ -253,7 +253,21 @@ static bool route_filtered(struct server *srv, struct xml_node *st,
 	return stop;
 }
 
-void router_route(struct server *srv, struct xml_node *st)
+bool router_filter(struct server *srv, struct xml_node *st)
+{
+	const char *to_str = xml_attr(st, "to");
+	struct jid to;
+	const char *error;
+	bool stop;
+
+	if (to_str == NULL || jid_parse(to_str, &to, &error) != 0)
+		return false;
+	stop = route_filtered(srv, st, &to);
+	jid_free(&to);
+	return stop;
+}
+
+static void route(struct server *srv, struct xml_node *st, bool filter)
 {
 	const char *to_str = xml_attr(st, "to");
 	struct jid to;
@@ -264,7 +278,7 @@ void router_route(struct server *srv, struct xml_node *st)
 		xml_free(st);
 		return;
 	}
-	if (route_filtered(srv, st, &to)) {
+	if (filter && route_filtered(srv, st, &to)) {
 		xml_free(st);
 	} else if (!server_is_local_domain(srv, to.domain)) {
 		/* No server-to-server yet: the one "not here" path. */
@@ -286,4 +300,14 @@ void router_route(struct server *srv, struct xml_node *st)
 		router_deliver_bare(srv, st, &to);
 	}
 	jid_free(&to);
+}
+
+void router_route(struct server *srv, struct xml_node *st)
+{
+	route(srv, st, true);
+}
+
+void router_route_passed(struct server *srv, struct xml_node *st)
+{
+	route(srv, st, false);
 }

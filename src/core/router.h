@@ -4,6 +4,8 @@
 #ifndef ROOST_CORE_ROUTER_H
 #define ROOST_CORE_ROUTER_H
 
+#include <stdbool.h>
+
 struct jid;
 struct server;
 struct session;
@@ -14,6 +16,16 @@ struct xml_node;
  * Errors the rules call for are sent back to the sender (never for an
  * error stanza). */
 void router_route(struct server *srv, struct xml_node *stanza);
+
+/* Whether a module's route_filter (XEP-0191) stops `stanza`, whose 'from'
+ * is set: it has then answered it, and the caller frees it. For what the
+ * modules see before routing (message_sent hooks): route it then with
+ * router_route_passed. A missing or bad 'to' is left to
+ * router_route. */
+bool router_filter(struct server *srv, struct xml_node *stanza);
+/* router_route for a stanza router_filter has just let through (the
+ * routing path parses and asks once, not twice). */
+void router_route_passed(struct server *srv, struct xml_node *stanza);
 
 /* Sends an error reply to `stanza` (which stays the caller's) through the
  * router. Does nothing if the stanza is an error. */

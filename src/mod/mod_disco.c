@@ -66,7 +66,10 @@ static void items_get(const struct iq_request *req)
 			iq_error(req, "item-not-found", NULL);
 		return;
 	}
-	/* No components or published nodes yet: an empty list. */
+	/* An account's items are its PEP nodes (XEP-0163 §7.2): a module
+	 * that has them answers. No components yet: else an empty list. */
+	if (req->to->local != NULL && modules_disco_node(req, NULL, true))
+		return;
 	iq_reply(req, xml_new("query", NS_DISCO_ITEMS));
 }
 

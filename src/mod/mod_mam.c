@@ -330,8 +330,9 @@ static void batch_done(void *ctx, const int *results, size_t n)
 		log_warn("mam: %zu of %zu messages could not be archived",
 			 failed, n);
 	ms->inflight--;
-	if (!ms->srv->shutting_down)
-		flush(ms, false);
+	/* Also while shutting down: closing the store runs completions until
+	 * none is left, so what waited behind this batch is still stored. */
+	flush(ms, false);
 }
 
 static void flush(struct mam_server *ms, bool force)

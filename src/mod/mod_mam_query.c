@@ -452,8 +452,10 @@ static void query_done(void *ctx, int result,
 		unsigned char *pt;
 		size_t len;
 
-		/* Genuine by the walk, so opening fails only if the keyring
-		 * changed under it (an admin reset): count it as withheld. */
+		/* Genuine by the walk's rules (the store walked, or checked
+		 * the page's records one by one), so opening fails only if
+		 * the keyring changed under it (an admin reset): count it as
+		 * withheld. */
 		if (seal_record_open(s->account->unlocked, p->bare,
 				     SEAL_STORE_ARCHIVE, m->rec, &pt, &len) != 0) {
 			unreadable++;

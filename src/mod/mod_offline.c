@@ -22,6 +22,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "config.h"
 #include "core/account.h"
 #include "core/jid.h"
@@ -444,11 +446,76 @@ static enum policy store_policy(const struct xml_node *msg)
 	return POLICY_DROP;
 }
 
+/* ---- deposits, in batches ----
+ *
+ * Messages for the store wait here for the end of the loop turn and go to
+ * it as one batch, one transaction: a commit per message costs more than
+ * sealing it. While a batch is in the store the next one accumulates, so
+ * a busy store gets bigger batches instead of a longer queue. Whatever
+ * reads the offline store first sends what waits here (requests on the
+ * store run in order), so a load sees every message stored before it. */
+
 struct deposit {
-	struct server *srv;
 	struct xml_node *msg;   /* as received, to bounce it */
-	char *bare;
+	char *bare, *local, *domain;
+	char *data;             /* what is sealed: msg with its delay stamp */
+	size_t len;
+	int64_t stamp;
 };
+
+struct off_server {
+	struct server *srv;
+	struct event *flush_ev;
+	struct deposit *pend;
+	size_t n, cap, bytes;
+	unsigned inflight;      /* batches in the store */
+	bool warned;            /* logged the first back-pressure wait */
+};
+
+/* A batch in the store. */
+struct dep_batch {
+	struct off_server *os;
+	struct deposit *d;
+	size_t n;
+};
+
+/* Flush at once beyond these. */
+#define BATCH_MAX 512
+#define BATCH_BYTES (4u * 1024 * 1024)
+/* Back-pressure: with this much waiting while a batch is in the store,
+ * the loop waits for the store (store_wait_idle) instead of letting the
+ * backlog grow without bound: under sustained overload, clients are then
+ * not read for a moment, which is what slows them down. */
+#define BACKLOG_MAX 8192
+#define BACKLOG_BYTES (32u * 1024 * 1024)
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Made at first use: during init the module table (and so our slot)
+ * does not exist yet. */
+static struct off_server *server_ctx(struct server *srv)
+{
+	void **p = &srv->mod_ctx[slot(srv)];
+	struct off_server *os = *p;
+
+	if (os == NULL) {
+		os = xcalloc(1, sizeof(*os));
+		os->srv = srv;
+		os->flush_ev = event_new(srv->base, -1, 0, flush_cb, os);
+		*p = os;
+	}
+	return os;
+}
+
+static void deposit_free(struct deposit *d)
+{
+	xml_free(d->msg);
+	free(d->bare);
+	free(d->local);
+	free(d->domain);
+	if (d->data != NULL)
+		xfree_secret(d->data, d->len);
+}
 
 /* A deposit landed while a session of the account floods: that flood
  * loads once more when it is through, so the message is not left behind
@@ -466,31 +533,120 @@ static void wake_floods(struct server *srv, const char *bare)
 	}
 }
 
-static void deposited(void *ctx, int result, uint64_t seq)
+/* The sender hears of every message that was not stored, and only of
+ * those. */
+static void deposited(struct server *srv, const struct deposit *d, int result)
 {
-	struct deposit *d = ctx;
-
 	switch (result) {
 	case 0:
-		wake_floods(d->srv, d->bare);
+		wake_floods(srv, d->bare);
 		break;
 	case 1:
 		log_msg(LOG_INFO, d->bare, "offline: quota reached, message refused");
-		router_bounce(d->srv, d->msg, "resource-constraint",
+		router_bounce(srv, d->msg, "resource-constraint",
 			      "offline storage quota exceeded");
 		break;
 	case 2:
 		/* No such user, or one without a keyring to seal to. */
-		router_bounce(d->srv, d->msg, "service-unavailable", NULL);
+		router_bounce(srv, d->msg, "service-unavailable", NULL);
 		break;
 	default:
-		router_bounce(d->srv, d->msg, "service-unavailable",
+		router_bounce(srv, d->msg, "service-unavailable",
 			      "the message could not be stored");
 		break;
 	}
-	xml_free(d->msg);
-	free(d->bare);
-	free(d);
+}
+
+static void flush(struct off_server *os, bool force);
+
+static void batch_deposited(void *ctx, const int *results,
+			    const uint64_t *seqs, size_t n)
+{
+	struct dep_batch *b = ctx;
+	struct off_server *os = b->os;
+
+	for (size_t i = 0; i < n; i++) {
+		deposited(os->srv, &b->d[i], results[i]);
+		deposit_free(&b->d[i]);
+	}
+	free(b->d);
+	free(b);
+	os->inflight--;
+	/* Also while the store closes: it runs what this submits. */
+	flush(os, false);
+}
+
+/* Sends what waits to the store, unless (without force) a batch is still
+ * there: its completion sends the next one. */
+static void flush(struct off_server *os, bool force)
+{
+	struct store_offline_item *items;
+	struct dep_batch *b;
+
+	if (os->n == 0 || (!force && os->inflight > 0))
+		return;
+	b = xcalloc(1, sizeof(*b));
+	b->os = os;
+	b->d = os->pend;
+	b->n = os->n;
+	items = xcalloc(b->n, sizeof(*items));
+	for (size_t i = 0; i < b->n; i++) {
+		struct deposit *d = &b->d[i];
+		items[i] = (struct store_offline_item){
+			.local = d->local, .domain = d->domain,
+			.stanza = d->data, .len = d->len, .stamp_us = d->stamp,
+			.max_count = os->srv->cfg->max_messages,
+			.max_bytes = os->srv->cfg->max_bytes,
+		};
+	}
+	os->pend = NULL;
+	os->n = os->cap = os->bytes = 0;
+	os->inflight++;
+	store_offline_deposit_batch(os->srv->store, items, b->n,
+				    batch_deposited, b);
+	free(items);
+	/* The store copied the plaintext; it is not kept twice. */
+	for (size_t i = 0; i < b->n; i++) {
+		xfree_secret(b->d[i].data, b->d[i].len);
+		b->d[i].data = NULL;
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	flush(arg, false);
+}
+
+/* Before anything reads the offline store. */
+static void flush_before_read(struct server *srv)
+{
+	flush(server_ctx(srv), true);
+}
+
+static void enqueue(struct server *srv, struct deposit *d)
+{
+	struct off_server *os = server_ctx(srv);
+
+	os->pend = xgrow(os->pend, &os->cap, os->n + 1, sizeof(*os->pend));
+	os->pend[os->n++] = *d;
+	os->bytes += d->len;
+	/* Shutting down, the loop may not turn again: no waiting. */
+	if (srv->shutting_down) {
+		flush(os, true);
+	} else if (os->inflight > 0 && (os->n >= BACKLOG_MAX ||
+					os->bytes >= BACKLOG_BYTES)) {
+		if (!os->warned) {
+			log_warn("offline: the store is behind by %zu messages: "
+				 "waiting for it", os->n);
+			os->warned = true;
+		}
+		store_wait_idle(srv->store);
+		flush(os, true);
+	} else if (os->n >= BATCH_MAX || os->bytes >= BATCH_BYTES) {
+		flush(os, false);
+	} else if (os->n == 1) {
+		event_active(os->flush_ev, EV_TIMEOUT, 0);
+	}
 }
 
 /* XEP-0203: when the server took it. A <delay/> claiming to be from our
@@ -519,7 +675,7 @@ static bool offline_undelivered(struct server *srv, struct xml_node *msg,
 				const struct jid *to)
 {
 	const struct config *cfg = srv->cfg;
-	struct deposit *d;
+	struct deposit d;
 	struct buf b = BUF_INIT;
 	struct xml_node *delay;
 	int64_t now;
@@ -543,14 +699,13 @@ static bool offline_undelivered(struct server *srv, struct xml_node *msg,
 	 * the sender is never in the clear on disk. */
 	xml_serialize(&b, msg, XML_NS_CLIENT);
 	xml_remove(delay); /* a bounce returns what the sender sent */
-	d = xcalloc(1, sizeof(*d));
-	d->srv = srv;
-	d->msg = msg;
-	d->bare = jid_bare(to);
-	store_offline_deposit(srv->store, to->local, to->domain, b.data, b.len,
-			      now, cfg->max_messages, cfg->max_bytes,
-			      deposited, d);
-	buf_free(&b);
+	d.msg = msg;
+	d.bare = jid_bare(to);
+	d.local = xstrdup(to->local);
+	d.domain = xstrdup(to->domain);
+	d.data = buf_steal(&b, &d.len);
+	d.stamp = now;
+	enqueue(srv, &d);
 	return true;
 }
 
@@ -600,6 +755,7 @@ static void job_start(struct osess *o)
 	o->after = j->kind == JOB_FLOOD ? o->flood_high : 0;
 	o->reload = false;
 	o->pending++;
+	flush_before_read(s->srv);
 	if (j->kind == JOB_PURGE)
 		store_offline_purge(a->srv->store, a->local, a->domain, purged, o);
 	else
@@ -819,6 +975,7 @@ static void window_done(struct osess *o)
 		 * a flex job keeps. */
 		o->reload = false;
 		o->pending++;
+		flush_before_read(a->srv);
 		store_offline_load(a->srv->store, a->local, a->domain, loaded, o);
 		return;
 	}
@@ -1184,6 +1341,32 @@ static void offline_account_free(struct account *a)
 	*p = NULL;
 }
 
+/* Runs after the store closed (main.c): nothing can be stored any more.
+ * Nothing waits by then: from the shutdown signal on every deposit goes
+ * to the store at once, and closing the store runs each batch's
+ * completion, which sends what waited behind it. */
+static void offline_deinit(struct server *srv)
+{
+	struct off_server *os;
+	void **p;
+
+	/* A start-up that failed in a later module's init: no state yet. */
+	if (srv->modules == NULL)
+		return;
+	p = &srv->mod_ctx[slot(srv)];
+	if ((os = *p) == NULL)
+		return;
+	if (os->n > 0)
+		log_error("offline: %zu messages were not stored at shutdown",
+			  os->n);
+	for (size_t i = 0; i < os->n; i++)
+		deposit_free(&os->pend[i]);
+	free(os->pend);
+	event_free(os->flush_ev);
+	free(os);
+	*p = NULL;
+}
+
 /* XEP-0160 §4 "msgoffline"; XEP-0013 §2.1. */
 static const char *const offline_server_features[] = {
 	NS_OFFLINE, "msgoffline", NULL,
@@ -1198,6 +1381,7 @@ static bool offline_enabled(struct server *srv)
 
 const struct module offline_module = {
 	.name = "offline",
+	.deinit = offline_deinit,
 	.iq_handlers = off_flex_handlers,
 	.enabled = offline_enabled,
 	.server_features = offline_server_features,

@@ -160,7 +160,7 @@ bool off_flex_disco_node(const struct iq_request *req, const char *node,
 {
 	struct session *s;
 
-	if (strcmp(node, NS_OFFLINE) != 0)
+	if (node == NULL || strcmp(node, NS_OFFLINE) != 0)
 		return false;
 	s = owner(req);
 	if (s == NULL)

@@ -14,11 +14,15 @@ struct xml_node;
 /* Options for a node the publish creates (a node that exists keeps its
  * own: then they act as XEP-0060 publish-options preconditions and a
  * mismatch fails with result 1). access_model NULL means "presence";
- * max_items 0 means the node's (or the config's) default. */
+ * max_items 0 means the node's (or the config's) default, and a value at
+ * or above the config's [pep] max_items (SIZE_MAX, say) means "max". */
 struct pep_publish_options {
 	const char *access_model;  /* open, presence, roster, whitelist */
 	size_t max_items;
 	int persist_items;         /* -1 default, 0 false, 1 true */
+	/* never, on_sub, on_sub_and_presence; NULL: the default
+	 * (XEP-0402 wants "never" for its private node). */
+	const char *send_last_published_item;
 };
 
 /* result: 0 published, 1 precondition-not-met, -1 error (logged). */

@@ -33,16 +33,22 @@ struct conn_ops {
 	void (*drained)(void *ctx);
 };
 
+struct tls_rec;
+
 struct conn {
 	struct bufferevent *bev;
-	SSL *ssl;                /* NULL before TLS */
+	SSL *ssl;                /* NULL before TLS and once `rec` took over */
+	struct tls_rec *rec;     /* TLS 1.3 records done here (conn_tls_compact) */
+	struct evbuffer *in;     /* conn_input() while `rec` is set, or NULL */
+	struct ev_token_bucket_cfg *read_limit;
 	const struct conn_ops *ops;
 	void *ctx;
 	char peer[64];           /* "ip:port" for logs */
 	char peer_ip[ADDR_KEY_MAX]; /* for per-address limits: addr_limit_key() */
 	bool closing;            /* no more reading; closing after the flush */
 	bool want_drained;       /* call ops->drained when the output empties */
-	struct event *drain_ev;
+	bool want_compact;       /* conn_tls_compact() asked, not done yet */
+	struct event *drain_ev;  /* while want_drained or want_compact */
 };
 
 /* Takes over `fd`. ssl != NULL starts TLS at once (direct TLS). */
@@ -68,6 +74,14 @@ size_t conn_output_pending(struct conn *c);
  * go out in plaintext first; unread plaintext input is discarded (RFC 6120
  * §5.3.3 forbids acting on it). Returns 0 or -1. */
 int conn_starttls(struct conn *c, SSL *ssl);
+
+/* The stream needs nothing more from OpenSSL than record protection
+ * (channel binding is over): a TLS 1.3 connection then moves its records
+ * to tls_rec (tls.h) and frees its SSL, about 14 KiB, as soon as no
+ * output is pending and OpenSSL holds no partial record. From then on
+ * c->ssl is NULL. Other connections (plain, TLS 1.2, ...) keep their SSL.
+ * Nothing is called back from inside this call. */
+void conn_tls_compact(struct conn *c);
 
 /* Asks for one ops->drained call once everything queued so far is
  * written to the socket. If nothing is queued it comes from the next loop

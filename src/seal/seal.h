@@ -492,4 +492,40 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 /* A zeroed struct is a valid empty one. */
 void seal_findings_free(struct seal_findings *f);
 
+/* ---- one record at a time (the archive's page path) ----
+ *
+ * A query of the archive returns a page of a few dozen records; walking
+ * every record for each page makes paging through n records cost O(n^2).
+ * These two give, for one record, the verdict seal_verify gives it, from
+ * the record, the row before it and the keyring row alone, provided the
+ * store is in the state a clean store is always in. What the walk sees
+ * and these do not (findings about other records, which can make the walk
+ * withhold every record as a precaution) is said in seal_verify.c; the
+ * caller must walk now and then (store_archive.c, docs/mam.md). */
+
+/* True when the chain of `store` is "tight": the row MAC holds; `mem`,
+ * the in-memory anchor, is given and equals the row's chain state (no
+ * rollback under this process); base_seq <= head_seq (equal: head_chain
+ * is base_chain and live_bytes is 0); and live == head_seq - base_seq,
+ * i.e. no record in base+1 .. head was ever wiped in this history, so no
+ * record there can be a removed one restored from a backup. A clean store
+ * is always tight: removal wipes the oldest first and compacts in the
+ * same transaction. */
+bool seal_chain_tight(const struct seal_keys *keys,
+		      const struct seal_keyring *kr, enum seal_store store,
+		      const struct seal_chain *mem);
+
+/* In a tight store, for rec, the only row at its seq, and pred, the only
+ * row at seq - 1 (NULL when seq - 1 is the base): 1 when rec is live,
+ * base < seq <= head, pred is live, rec's chain is HMAC(k_chain, its
+ * fields || P) with P = base_chain or pred's stored chain, and, at head,
+ * that chain is head_chain; 0 when any of that fails (the caller then
+ * walks: the walk knows more ways to place a record); -1 on an OpenSSL
+ * failure. The clear metadata beside an archive record is the caller's
+ * to check. */
+int seal_verify_link(const struct seal_keys *keys,
+		     const struct seal_keyring *kr, enum seal_store store,
+		     const struct seal_record *rec,
+		     const struct seal_record *pred);
+
 #endif

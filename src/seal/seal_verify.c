@@ -494,3 +494,92 @@ int seal_verify(const struct seal_keys *keys, const struct seal_keyring *kr,
 	}
 	return out->n > 0 ? 1 : 0;
 }
+
+/* ---- one record at a time ----
+ *
+ * Why a record can be judged alone in a tight store (seal.h), giving the
+ * verdict the walk gives it:
+ * - rec's chain verifies over P only if the server sealed exactly these
+ *   fields (seq, stamp, key id, epk, nonce, ct) at this seq of this JID
+ *   and store over P: nobody else can make that HMAC. Whether pred itself
+ *   is intact does not matter: the walk too accepts a record over the
+ *   stored chain of a changed predecessor (its candidates), and a change
+ *   of pred's chain field makes the check fail here, so the caller walks
+ *   and the walk recomputes that chain. Changed, moved or inserted
+ *   records therefore fail, as in the walk.
+ * - Replay: the walk's only defence against a removed record restored
+ *   from a backup is the live count. Tight means live == head - base:
+ *   nothing in base+1 .. head was ever removed in the history the row
+ *   (and this process's anchor) describes, so no record there can be a
+ *   replayed removed one; records at or below base or above head are
+ *   refused here as in the walk (UNEXPECTED). A wiped row in that range
+ *   comes from another history: pred must be live, else the caller walks
+ *   (the walk then finds the counts do not add up).
+ * - Rollback: the anchor must equal the row, as the walk would otherwise
+ *   report ROLLBACK. Across a restart (no anchor) the caller walks.
+ * - The head: a record that verifies at head but does not carry
+ *   head_chain comes from another history, which makes the walk withhold
+ *   everything; here it fails, and the caller walks.
+ * - Duplicates: the caller passes only seqs holding exactly one row
+ *   (several make it walk).
+ * What only the walk sees: findings about records the caller did not
+ * look at. Deleted or changed records elsewhere do not change the walk's
+ * verdict on this one; but a wiped row planted elsewhere in the range
+ * (a tomb from another history) makes the walk call the store suspect
+ * and withhold every record, although each verified record is still the
+ * server's deposit of this history. The caller reports such findings at
+ * its next walk. */
+
+bool seal_chain_tight(const struct seal_keys *keys,
+		      const struct seal_keyring *kr, enum seal_store store,
+		      const struct seal_chain *mem)
+{
+	struct seal_chain row;
+
+	if (seal_store_label(store) == NULL || mem == NULL ||
+	    seal_jid_ok(kr->jid) != 0 || seal_keyring_mac_check(keys, kr) != 0)
+		return false;
+	seal_anchor_of(kr, store, &row);
+	if (!anchors_equal(mem, &row) || row.head_seq < row.base_seq ||
+	    row.live != row.head_seq - row.base_seq)
+		return false;
+	if (row.head_seq == row.base_seq &&
+	    (row.live_bytes != 0 ||
+	     CRYPTO_memcmp(row.head_chain, row.base_chain, SEAL_KEY_LEN) != 0))
+		return false;
+	return true;
+}
+
+int seal_verify_link(const struct seal_keys *keys,
+		     const struct seal_keyring *kr, enum seal_store store,
+		     const struct seal_record *rec,
+		     const struct seal_record *pred)
+{
+	const struct seal_chain *c;
+	const unsigned char *p;
+	unsigned char x[SEAL_KEY_LEN];
+
+	if (seal_store_label(store) == NULL)
+		return -1;
+	c = &kr->chains[store];
+	if (rec->wiped || rec->ct == NULL || rec->ct_len < SEAL_TAG_LEN ||
+	    rec->seq <= c->base_seq || rec->seq > c->head_seq)
+		return 0;
+	if (rec->seq - 1 == c->base_seq) {
+		if (pred != NULL)
+			return 0;
+		p = c->base_chain;
+	} else {
+		if (pred == NULL || pred->wiped || pred->seq != rec->seq - 1)
+			return 0;
+		p = pred->chain;
+	}
+	if (seal_record_chain(keys, kr->jid, store, rec, p, x) != 0)
+		return -1;
+	if (CRYPTO_memcmp(x, rec->chain, SEAL_KEY_LEN) != 0)
+		return 0;
+	if (rec->seq == c->head_seq &&
+	    CRYPTO_memcmp(rec->chain, c->head_chain, SEAL_KEY_LEN) != 0)
+		return 0;
+	return 1;
+}

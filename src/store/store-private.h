@@ -20,11 +20,24 @@
 struct arena;
 struct hashmap;
 struct store_archive_row;
+struct store_archive_span;
 struct store_prefs_row;
 struct seal_keys;
 struct seal_record;
 struct seal_sealer;
 struct workq;
+
+/* One user's entry in the archive's query cache (store_archive.c): a
+ * fixed table inside struct store, so nothing is allocated or freed. */
+#define STORE_ARC_SLOTS 512
+struct store_arc_slot {
+	unsigned char user[32];   /* keyed hash of the JID and the keyring's pk */
+	int64_t used_us;
+	int64_t walked_us;        /* the last clean walk, 0 none */
+	unsigned char set[32];    /* keyed hash of the last result set's filters */
+	uint64_t set_base, set_head, count;
+	uint64_t first_seq, last_seq, first_index, n;  /* its last page */
+};
 
 struct store {
 	const struct store_backend *backend;
@@ -42,6 +55,8 @@ struct store {
 	 * back to an earlier genuine state is caught while the process runs
 	 * (DESIGN §5). */
 	struct hashmap *anchors;
+	/* The archive's query cache (store_archive.c), worker only. */
+	struct store_arc_slot arc_slots[STORE_ARC_SLOTS];
 };
 
 /* Runs work(arg) on the store's worker, then done(arg) on the loop, in
@@ -183,6 +198,30 @@ struct store_backend {
 	int (*archive_has_id)(struct store *st, const char *local,
 			      const char *domain, const char *stanza_id,
 			      const char **error_r);
+	/* Reads of part of an archive, for queries that verify only what
+	 * they return (store_archive.c). NULL in a backend without them:
+	 * every query then walks the whole archive. seqs: up to `max` seqs
+	 * of the live rows in the span, ascending (descending with desc),
+	 * into `seqs`, *n_r how many. count: how many live rows the span
+	 * holds. range: every row, live or wiped, with lo <= seq <= hi, by
+	 * seq, as archive_list. seq_of: 1 and the lowest seq of a live row
+	 * carrying stanza_id, 0 if none, -1 error. */
+	int (*archive_seqs)(struct store *st, const char *local,
+			    const char *domain,
+			    const struct store_archive_span *span, bool desc,
+			    size_t max, uint64_t *seqs, size_t *n_r,
+			    const char **error_r);
+	int (*archive_count)(struct store *st, const char *local,
+			     const char *domain,
+			     const struct store_archive_span *span,
+			     uint64_t *n_r, const char **error_r);
+	int (*archive_range)(struct store *st, const char *local,
+			     const char *domain, uint64_t lo, uint64_t hi,
+			     struct store_archive_row **rows_r, size_t *n_r,
+			     const char **error_r);
+	int (*archive_seq_of)(struct store *st, const char *local,
+			      const char *domain, const char *stanza_id,
+			      uint64_t *seq_r, const char **error_r);
 	/* 1 found (strings in pool), 0 none, -1 error. */
 	int (*archive_prefs_get)(struct store *st, const char *local,
 				 const char *domain, struct arena *pool,
@@ -196,6 +235,17 @@ struct store_backend {
 	 * if not, -1 error. */
 	int (*roster_has)(struct store *st, const char *owner,
 			  const char *contact, const char **error_r);
+
+	/* Account life cycle (store_account.c drives them), in the
+	 * caller's transaction. user_put_creds: replaces the credentials
+	 * and their MACs (0, 1 no such user, -1). user_purge: deletes the
+	 * users row and every row the account owns, whether or not the
+	 * users row is there (*existed_r says whether it was). */
+	int (*user_put_creds)(struct store *st, const struct store_user *user,
+			      const char **error_r);
+	int (*user_purge)(struct store *st, const char *local,
+			  const char *domain, bool *existed_r,
+			  const char **error_r);
 
 	/* Per-user data (store_data.c): as store.h says, synchronously.
 	 * Items and their strings are allocated from pool. */
@@ -218,6 +268,9 @@ struct store_backend {
 			   const char *prefix, struct arena *pool,
 			   struct store_data_item **items_r, size_t *n_r,
 			   const char **error_r);
+	int (*data_scan)(struct store *st, const char *space,
+			 struct arena *pool, struct store_data_item **items_r,
+			 size_t *n_r, const char **error_r);
 };
 
 /* One archive row: the sealed record and its clear metadata. From
@@ -232,6 +285,15 @@ struct store_archive_row {
 	unsigned char meta[32];
 };
 void store_archive_rows_free(struct store_archive_row *rows, size_t n);
+
+/* Live archive rows chosen by their clear columns: seq in lo .. hi, the
+ * counterpart (NULL: any) and the stamp (inclusive bounds, when set). */
+struct store_archive_span {
+	uint64_t lo, hi;
+	const char *with;
+	bool has_start, has_end;
+	int64_t start_us, end_us;
+};
 
 /* The preferences row: mode "roster" | "always" | "never", the lists as
  * newline-separated bare JIDs, and seal_aux_mac(jid, "archive-prefs",

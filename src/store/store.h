@@ -92,6 +92,46 @@ void store_user_delete(struct store *st, const char *local,
 void store_user_list(struct store *st, const char *domain, store_list_cb *cb,
 		     void *ctx);
 
+/* ---- account life cycle (store_account.c) ----
+ *
+ * Password change and account removal, which must see the keyring row
+ * and the in-memory state of the sealed stores as one. */
+
+/* What a rewrap function is handed. */
+enum store_keyring_state {
+	STORE_KEYRING_NONE,  /* the user has no keyring row */
+	STORE_KEYRING_OK,    /* decoded, MAC checked, and its chains are the
+			      * ones this process last committed (if any) */
+	STORE_KEYRING_BAD,   /* corrupt, failing its MAC, or rolled back
+			      * under this process (logged) */
+};
+/* Runs on the store's worker inside the transaction, with the current
+ * row in *kr (only meaningful when state is OK). Sets *kr to the row to
+ * write and returns 0, or returns -1 to change nothing. */
+typedef int store_rewrap_fn(void *arg, enum store_keyring_state state,
+			    struct seal_keyring *kr);
+
+/* Replaces the credentials (user->keyring is ignored) and rewrites the
+ * keyring row through `rewrap`, in ONE transaction that reads the row:
+ * its chains move with every deposit and delivery, so a row read before
+ * and written back later would put them back, which the sealed stores
+ * rightly take for a rollback (DESIGN §5). `arg` must stay valid until
+ * the callback. result: 0 done, 1 no such user, 2 rewrap refused
+ * (nothing changed), -1 error. */
+void store_user_set_password(struct store *st, const struct store_user *user,
+			     store_rewrap_fn *rewrap, void *arg,
+			     store_done_cb *cb, void *ctx);
+
+/* Deletes the account and everything it owns, as store_user_delete, but
+ * whether or not the users row is still there, so that a second call
+ * sweeps up what requests queued in between wrote for it. Then forgets
+ * what this process remembers of the user's sealed stores (chain
+ * anchors, the sealer's last seqs), so that an account made again under
+ * the same name starts afresh. result: 0 the account was there, 1 it
+ * was not (its rows are gone all the same), -1 error. */
+void store_user_purge(struct store *st, const char *local,
+		      const char *domain, store_done_cb *cb, void *ctx);
+
 /* The whole roster of `owner` (bare JID), hidden items included. */
 void store_roster_get(struct store *st, const char *owner, store_roster_cb *cb,
 		      void *ctx);
@@ -208,13 +248,13 @@ void store_offline_verify(struct store *st, const char *local,
  * (seal_aux_mac "archive-meta"): a record whose clear metadata was edited
  * is withheld like a changed record.
  *
- * Verification cost: every query walks the user's whole archive (one
- * HMAC per record, plus one for its metadata, plus reading every row),
- * i.e. O(archive) per page: about 2-3 µs of crypto per record, so a few
- * ms for some thousands of messages. An incremental walk would keep, per
- * user, the last verified (seq, chain) with a digest of the verified
- * prefix and only walk records above it, re-walking everything on a
- * timer or a mismatch; not done yet. */
+ * Verification cost: a query walks the user's whole archive (reading
+ * every row, two HMACs per record) the first time after start, at most
+ * every few minutes after, and whenever anything is amiss; otherwise it
+ * reads and checks only the records it returns, each against the row
+ * before it, which gives the same verdict for them (store_archive.c,
+ * seal_verify_link). So paging costs O(page), not O(archive), per page.
+ * Findings about records no page returns wait for the next walk. */
 
 /* Archive preferences (XEP-0441, urn:xmpp:mam:2 <prefs/>). */
 enum store_archive_mode {
@@ -294,7 +334,11 @@ struct store_archive_msg {
 struct store_archive_page {
 	const struct store_archive_msg *msgs;  /* the page, oldest first */
 	size_t n;
-	size_t count;        /* genuine records matching the filters */
+	/* Records matching the filters: the genuine ones after a walk;
+	 * otherwise by the clear metadata (XEP-0059 lets it be
+	 * approximate), which still counts a record changed since the last
+	 * walk. */
+	size_t count;
 	size_t first_index;  /* position of msgs[0] among them */
 	/* The page reaches the end of the result set in the direction of
 	 * paging (the start, when paging back with RSM <before/>). */
@@ -305,7 +349,9 @@ struct store_archive_page {
 	int64_t first_stamp, last_stamp;
 	/* Records withheld (failed the walk or their metadata MAC, or in a
 	 * store whose row is suspect), in the whole archive, with the
-	 * stamps of the oldest and newest; and the walk's findings. */
+	 * stamps of the oldest and newest; and the walk's findings. A query
+	 * that checked only its page found none (else it walks), and the
+	 * last walk found none (else every query walks). */
 	size_t nwithheld;
 	int64_t withheld_first, withheld_last;
 	size_t nfindings;
@@ -359,6 +405,7 @@ void store_archive_prefs_set(struct store *st, const char *local,
  * published to contacts anyway, and the server must read it without the
  * user's password (SECURITY.md says so). store_user_delete removes it. */
 struct store_data_item {
+	const char *owner;     /* set in store_data_scan results only */
 	const char *space;
 	const char *key;       /* NULL in store_data_spaces results */
 	const void *value;     /* NUL-terminated (not counted in len) */
@@ -390,5 +437,11 @@ void store_data_delete(struct store *st, const char *owner, const char *space,
  * stamp_us = its newest write. */
 void store_data_spaces(struct store *st, const char *owner,
 		       const char *prefix, store_data_cb *cb, void *ctx);
+/* Every item of `space` of every owner, by owner, each owner's oldest
+ * write first, with `owner` set: for a module that must hold some data
+ * of all accounts in memory (the XEP-0191 blocking lists, which routing
+ * consults synchronously). Reads the whole table: for start-up. */
+void store_data_scan(struct store *st, const char *space, store_data_cb *cb,
+		     void *ctx);
 
 #endif

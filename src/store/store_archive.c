@@ -5,14 +5,18 @@
  * Everything but the request wrappers and the completions runs on the
  * store's single worker thread. Each deposit is one transaction (record,
  * keyring row); the anchor moves only after the commit. A query is a read
- * transaction that reads every row of the user, walks them, and only then
- * filters and pages: the filters look at clear columns, and a record is
- * returned only if the walk called it genuine and its clear metadata
- * still carries the MAC made at deposit. */
+ * transaction. It either reads every row of the user, walks them, and
+ * only then filters and pages ("query by walking"), or, when the archive
+ * is known clean, reads and checks only the records it returns ("query by
+ * verifying the page", which says when and why that is as safe). Either
+ * way a record is returned only if it is genuine by the walk's rules and
+ * its clear metadata still carries the MAC made at deposit. */
 #include "store/store-private.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "seal/seal.h"
 #include "util/arena.h"
@@ -23,6 +27,13 @@
 
 #define META_KIND "archive-meta"
 #define PREFS_KIND "archive-prefs"
+/* Names in the query cache (never stored): a user's keyring, a result set. */
+#define CACHE_KIND "archive-cache-user"
+#define SET_KIND "archive-cache-set"
+/* A query checks only its page if this process walked the user's whole
+ * archive clean at most this long ago; otherwise it walks (again). The
+ * walk is what reports findings about records no page touches. */
+#define ARC_WALK_EVERY_US (10LL * 60 * 1000000)
 #define STORE SEAL_STORE_ARCHIVE
 
 enum arc_op {
@@ -397,21 +408,99 @@ out:
 	}
 }
 
-/* ---- the walk ---- */
+/* ---- the query cache ----
+ *
+ * Per user, on the worker, in a fixed table (store-private.h): when this
+ * process last walked the whole archive and found it clean, and the last
+ * result set paged (its count and the place of its last page, so that
+ * the next page needs no counting). An entry is named by a keyed hash of
+ * the JID and the keyring's pk, so a new keyring (password change,
+ * account made again) starts afresh; two users whose hashes share a pair
+ * of slots evict each other, which costs a walk, never a wrong answer. */
 
-/* Reads the keyring and every row, walks them and checks each genuine
- * record's metadata MAC. Returns 1 when the walk ran, 0 without keyring,
- * -1 on error. The caller holds a transaction. */
-static int read_and_walk(struct arc_req *r, struct seal_keyring *kr,
-			 bool check_mac)
+/* Returns the user's slot, or NULL if none and !make (a made one is
+ * zeroed but for its name). */
+static struct store_arc_slot *slot_get(struct arc_req *r,
+				       const struct seal_keyring *kr, bool make)
 {
 	struct store *st = r->st;
-	int got, rc;
+	unsigned char tag[SEAL_KEY_LEN];
+	struct store_arc_slot *pair, *s;
+	size_t i;
 
-	got = store_keyring_read(st, r->local, r->domain, r->jid, check_mac,
-				 kr, &r->error);
-	if (got <= 0)
-		return got;
+	if (seal_aux_mac(st->seal_keys, r->jid, CACHE_KIND, kr->pk,
+			 sizeof(kr->pk), tag) != 0)
+		return NULL;
+	i = ((size_t)tag[0] << 8 | tag[1]) % (STORE_ARC_SLOTS / 2);
+	pair = &st->arc_slots[2 * i];
+	for (s = pair; s < pair + 2; s++)
+		if (CRYPTO_memcmp(s->user, tag, sizeof(tag)) == 0) {
+			s->used_us = seal_now_us();
+			return s;
+		}
+	if (!make)
+		return NULL;
+	s = pair[0].used_us <= pair[1].used_us ? &pair[0] : &pair[1];
+	memset(s, 0, sizeof(*s));
+	memcpy(s->user, tag, sizeof(tag));
+	s->used_us = seal_now_us();
+	return s;
+}
+
+/* A result set's name: the form's filters, with after-id and before-id
+ * as seqs (RSM paging moves within a result set, so it is not part of
+ * it). */
+static int set_key(struct arc_req *r, uint64_t after, uint64_t before,
+		   unsigned char key[SEAL_KEY_LEN])
+{
+	const struct store_archive_query *q = &r->q;
+	struct buf b = BUF_INIT;
+	int ret;
+
+	seal_put_lp_str(&b, q->with != NULL ? q->with : "");
+	seal_put_u64(&b, q->with != NULL);
+	seal_put_u64(&b, q->has_start);
+	seal_put_u64(&b, (uint64_t)q->start_us);
+	seal_put_u64(&b, q->has_end);
+	seal_put_u64(&b, (uint64_t)q->end_us);
+	seal_put_u64(&b, after);
+	seal_put_u64(&b, before);
+	ret = seal_aux_mac(r->st->seal_keys, r->jid, SET_KIND, b.data, b.len, key);
+	buf_free(&b);
+	return ret;
+}
+
+/* Remembers the page just answered as the result set's last one. */
+static void note_page(struct arc_req *r, struct store_arc_slot *s,
+		      const struct seal_chain *c, uint64_t after,
+		      uint64_t before)
+{
+	const struct store_archive_page *p = &r->page;
+	unsigned char key[SEAL_KEY_LEN];
+
+	if (s == NULL || r->q.nids > 0 || set_key(r, after, before, key) != 0)
+		return;
+	memcpy(s->set, key, sizeof(key));
+	s->set_base = c->base_seq;
+	s->set_head = c->head_seq;
+	s->count = p->count;
+	s->first_index = p->first_index;
+	s->n = p->n;
+	s->first_seq = p->n > 0 ? p->msgs[0].rec->seq : 0;
+	s->last_seq = p->n > 0 ? p->msgs[p->n - 1].rec->seq : 0;
+}
+
+/* ---- the walk ---- */
+
+/* Reads every row, walks them and checks each genuine record's metadata
+ * MAC; a clean walk is remembered in the user's slot. The caller holds
+ * a transaction. */
+static int walk_all(struct arc_req *r, const struct seal_keyring *kr)
+{
+	struct store *st = r->st;
+	struct store_arc_slot *slot;
+	int rc;
+
 	if (st->backend->archive_list(st, r->local, r->domain, &r->rows,
 				      &r->nrows, &r->error) < 0)
 		return -1;
@@ -440,7 +529,27 @@ static int read_and_walk(struct arc_req *r, struct seal_keyring *kr,
 	}
 	if (rc == 0 && store_anchor_get(st, r->jid, STORE) == NULL)
 		store_anchor_set(st, r->jid, STORE, kr); /* first clean sight */
-	return 1;
+	/* Only a clean walk lets later queries check just their pages: an
+	 * archive with findings is walked at every query, so that the
+	 * withheld count and the notice stay exact. */
+	slot = slot_get(r, kr, rc == 0);
+	if (slot != NULL)
+		slot->walked_us = rc == 0 ? seal_now_us() : 0;
+	return 0;
+}
+
+/* Reads the keyring and walks. Returns 1 when the walk ran, 0 without
+ * keyring, -1 on error. The caller holds a transaction. */
+static int read_and_walk(struct arc_req *r, struct seal_keyring *kr,
+			 bool check_mac)
+{
+	int got;
+
+	got = store_keyring_read(r->st, r->local, r->domain, r->jid, check_mac,
+				 kr, &r->error);
+	if (got <= 0)
+		return got;
+	return walk_all(r, kr) < 0 ? -1 : 1;
 }
 
 static bool deliverable(const struct arc_req *r, size_t i)
@@ -448,7 +557,7 @@ static bool deliverable(const struct arc_req *r, size_t i)
 	return r->findings.state[i] == SEAL_REC_GENUINE && r->meta_ok[i];
 }
 
-/* ---- query ---- */
+/* ---- query by walking ---- */
 
 /* The seq of the live row carrying stanza_id (genuine or withheld: a
  * bound needs only its place), or 0 if there is none. */
@@ -506,27 +615,14 @@ static int resolve_ids(struct arc_req *r, uint64_t *after, uint64_t *before,
 	return 0;
 }
 
-static void query_work(struct arc_req *r)
+/* Answers from the walk's verdicts (r->rows, r->findings). */
+static void walk_query(struct arc_req *r, const struct seal_keyring *kr)
 {
-	struct store *st = r->st;
-	const struct store_backend *be = st->backend;
 	const struct store_archive_query *q = &r->q;
 	struct store_archive_page *p = &r->page;
-	struct seal_keyring kr;
 	uint64_t after, before, rsm_after, rsm_before;
 	size_t *match, nmatch = 0, from, to;
-	int got;
 
-	if (be->tx_begin(st, false, &r->error) < 0) {
-		r->result = -1;
-		return;
-	}
-	got = read_and_walk(r, &kr, false);
-	be->tx_rollback(st); /* a read transaction: nothing to commit */
-	if (got <= 0) {
-		r->result = got == 0 ? 2 : -1;
-		return;
-	}
 	for (size_t i = 0; i < r->nrows; i++) {
 		const struct seal_record *rec = &r->rows[i].rec;
 
@@ -595,7 +691,367 @@ static void query_work(struct arc_req *r)
 	p->msgs = r->msgs;
 	p->n = to - from;
 	free(match);
+	note_page(r, slot_get(r, kr, false), &kr->chains[STORE], after, before);
 	r->result = 0;
+}
+
+/* ---- query by verifying the page ----
+ *
+ * Walking the whole archive for every page makes paging through n
+ * records cost O(n^2). When the archive is in the state a clean archive
+ * is always in (seal_chain_tight: row MAC, in-memory anchor, nothing
+ * removed between base and head) and this process walked it clean
+ * lately (ARC_WALK_EVERY_US), a query reads and checks only the records
+ * it returns, each against the row before it (seal_verify_link) and its
+ * metadata MAC, plus the archive's first and last record (metadata, and
+ * the head check the walk makes). A record passes exactly when the walk
+ * would call it genuine, for the reasons seal_verify.c gives. Anything
+ * unexpected (a record that fails, no row or several at a seq, a wiped
+ * row) makes the query walk the whole archive after all, which reports
+ * and withholds as usual.
+ *
+ * What this path does not see until the next walk: findings about
+ * records it does not return. They are reported (log, notice) by the
+ * next walk: the first query after a restart or eviction, one every
+ * ARC_WALK_EVERY_US, or any query whose page touches them. Counts come
+ * from the clear columns (XEP-0059 allows an approximate count): a
+ * record changed since the last walk is still counted until then, but
+ * never returned. */
+
+/* Rows of a user read for one query: r->rows grows span by span. */
+static int read_span(struct arc_req *r, uint64_t lo, uint64_t hi)
+{
+	struct store *st = r->st;
+	struct store_archive_row *rows;
+	size_t n;
+
+	if (st->backend->archive_range(st, r->local, r->domain, lo, hi, &rows,
+				       &n, &r->error) < 0)
+		return -1;
+	r->rows = xrealloc(r->rows, (r->nrows + n + 1) * sizeof(*r->rows));
+	memcpy(r->rows + r->nrows, rows, n * sizeof(*rows));
+	r->nrows += n;
+	free(rows);
+	return 0;
+}
+
+/* The live rows the span holds: in a tight archive every seq in base+1
+ * .. head has one live row, so without filters this needs no reading. */
+static int span_count(struct arc_req *r, const struct store_archive_span *sp,
+		      uint64_t *n_r)
+{
+	struct store *st = r->st;
+
+	if (sp->lo > sp->hi) {
+		*n_r = 0;
+		return 0;
+	}
+	if (sp->with == NULL && !sp->has_start && !sp->has_end) {
+		*n_r = sp->hi - sp->lo + 1;
+		return 0;
+	}
+	return st->backend->archive_count(st, r->local, r->domain, sp, n_r,
+					  &r->error);
+}
+
+/* An id's seq: 1 found, 0 no such live row (the caller answers 3), -1. */
+static int id_seq(struct arc_req *r, const char *id, uint64_t *seq_r)
+{
+	if (id == NULL)
+		return 1;
+	return r->st->backend->archive_seq_of(r->st, r->local, r->domain, id,
+					      seq_r, &r->error);
+}
+
+static int seq_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts v and drops repeats; returns the new length. */
+static size_t sort_unique(uint64_t *v, size_t n)
+{
+	size_t u = 0;
+
+	qsort(v, n, sizeof(*v), seq_cmp);
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || v[u - 1] != v[i])
+			v[u++] = v[i];
+	return u;
+}
+
+/* Reads rows seq-1 .. seq for every seq in `want` (sorted, unique),
+ * merging neighbours into one read, and checks each wanted record.
+ * at[k] receives the index in r->rows of want[k]'s row. Returns 0 all
+ * genuine, 1 the archive must be walked, -1 error. */
+static int check_records(struct arc_req *r, const struct seal_keyring *kr,
+			 const uint64_t *want, size_t nwant, size_t *at)
+{
+	const struct seal_chain *c = &kr->chains[STORE];
+	size_t k = 0, pos = 0;
+
+	while (k < nwant) {
+		uint64_t lo = want[k] - 1, hi = want[k];
+
+		while (++k < nwant && want[k] - 1 <= hi + 1)
+			hi = want[k];
+		if (read_span(r, lo, hi) < 0)
+			return -1;
+	}
+	for (k = 0; k < nwant; k++) {
+		const struct store_archive_row *pred = NULL, *row;
+		size_t npred = 0, nrow = 0, first = 0;
+		int rc;
+
+		while (pos < r->nrows && r->rows[pos].rec.seq < want[k] - 1)
+			pos++;
+		for (; pos < r->nrows && r->rows[pos].rec.seq == want[k] - 1; pos++) {
+			pred = &r->rows[pos];
+			npred++;
+		}
+		for (first = pos; pos < r->nrows && r->rows[pos].rec.seq == want[k]; pos++)
+			nrow++;
+		if (nrow != 1)
+			return 1;
+		row = &r->rows[first];
+		if (want[k] - 1 == c->base_seq)
+			pred = NULL;  /* seal_verify_link uses base_chain */
+		else if (npred != 1)
+			return 1;
+		rc = seal_verify_link(r->st->seal_keys, kr, STORE, &row->rec,
+				      pred != NULL ? &pred->rec : NULL);
+		if (rc <= 0)
+			return rc < 0 ? -1 : 1;
+		if (!meta_check(r, row))
+			return 1;
+		at[k] = first;
+		/* The next wanted seq may be this one's successor. */
+		pos = first;
+	}
+	return 0;
+}
+
+/* Whether this query may check only its page (see above). */
+static bool page_path_ok(struct arc_req *r, const struct seal_keyring *kr)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct store_arc_slot *slot;
+
+	if (be->archive_seqs == NULL || be->archive_count == NULL ||
+	    be->archive_range == NULL || be->archive_seq_of == NULL ||
+	    r->q.nids > 0 || r->q.has_index)
+		return false;
+	if (!seal_chain_tight(st->seal_keys, kr, STORE,
+			      store_anchor_get(st, r->jid, STORE)))
+		return false;
+	slot = slot_get(r, kr, false);
+	return slot != NULL && slot->walked_us != 0 &&
+	       seal_now_us() - slot->walked_us < ARC_WALK_EVERY_US;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t max64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Returns 0 answered (r->result set), 1 the archive must be walked,
+ * -1 error. */
+static int page_query(struct arc_req *r, const struct seal_keyring *kr)
+{
+	const struct store_archive_query *q = &r->q;
+	const struct seal_chain *c = &kr->chains[STORE];
+	struct store_archive_page *p = &r->page;
+	struct store_arc_slot *slot = slot_get(r, kr, false);
+	struct store_archive_span span, sp;
+	unsigned char key[SEAL_KEY_LEN];
+	uint64_t after = 0, before = UINT64_MAX, ra = 0, rb = UINT64_MAX;
+	uint64_t *seqs, *want, count, ahead;
+	size_t nseqs = 0, npage, nwant = 0, *at, page_at;
+	bool same_set, back = q->rsm_before != NULL;
+	int rc = -1;
+
+	if (slot == NULL)
+		return 1;
+	if ((rc = id_seq(r, q->after_id, &after)) <= 0 ||
+	    (rc = id_seq(r, q->before_id, &before)) <= 0 ||
+	    (rc = id_seq(r, q->rsm_after, &ra)) <= 0 ||
+	    (rc = id_seq(r, back && q->rsm_before[0] != '\0' ? q->rsm_before
+			 : NULL, &rb)) <= 0) {
+		if (rc < 0)
+			return -1;
+		r->result = 3;
+		return 0;
+	}
+	rc = -1;
+
+	/* The result set and its count. */
+	span = (struct store_archive_span){
+		.lo = max64(c->base_seq + 1, after + 1),
+		.hi = min64(c->head_seq, before - 1),
+		.with = q->with, .has_start = q->has_start,
+		.has_end = q->has_end, .start_us = q->start_us,
+		.end_us = q->end_us,
+	};
+	if (set_key(r, after, before, key) != 0)
+		return rc;
+	same_set = CRYPTO_memcmp(slot->set, key, sizeof(key)) == 0 &&
+		   slot->set_base == c->base_seq && slot->set_head <= c->head_seq;
+	sp = span;
+	if (same_set)
+		sp.lo = max64(span.lo, slot->set_head + 1);
+	if (span_count(r, &sp, &count) < 0)
+		return rc;
+	if (same_set)
+		count += slot->count;
+	p->count = count;
+
+	/* The page, one more record to tell whether it is the last, and
+	 * its place among the result set. */
+	seqs = xcalloc(q->max + 2, sizeof(*seqs));
+	sp = span;
+	if (back)
+		sp.hi = min64(span.hi, rb - 1);
+	else
+		sp.lo = max64(span.lo, ra + 1);
+	if (sp.lo <= sp.hi &&
+	    r->st->backend->archive_seqs(r->st, r->local, r->domain, &sp, back,
+					 q->max + 1, seqs, &nseqs,
+					 &r->error) < 0)
+		goto out;
+	npage = nseqs < q->max ? nseqs : q->max;
+	p->complete = nseqs <= q->max;
+	if (back) {
+		for (size_t i = 0; i < npage / 2; i++) {
+			uint64_t t = seqs[i];
+			seqs[i] = seqs[npage - 1 - i];
+			seqs[npage - 1 - i] = t;
+		}
+		if (rb == UINT64_MAX)
+			p->first_index = count > npage ? count - npage : 0;
+		else if (same_set && slot->first_seq == rb)
+			p->first_index = slot->first_index > npage
+				? slot->first_index - npage : 0;
+		else if (npage > 0) {
+			sp = span;
+			sp.hi = seqs[0] - 1;
+			if (span_count(r, &sp, &ahead) < 0)
+				goto out;
+			p->first_index = ahead;
+		}
+	} else if (ra != 0) {
+		if (same_set && slot->last_seq == ra)
+			p->first_index = slot->first_index + slot->n;
+		else {
+			sp = span;
+			sp.hi = min64(span.hi, ra);
+			if (span_count(r, &sp, &ahead) < 0)
+				goto out;
+			p->first_index = ahead;
+		}
+	}
+
+	/* What is checked: the page, the record after it, and the
+	 * archive's first and last. */
+	want = xcalloc(nseqs + 3, sizeof(*want));
+	at = xcalloc(nseqs + 3, sizeof(*at));
+	memcpy(want, seqs, nseqs * sizeof(*want));
+	nwant = nseqs;
+	if (c->head_seq > c->base_seq) {
+		want[nwant++] = c->base_seq + 1;
+		want[nwant++] = c->head_seq;
+	}
+	nwant = sort_unique(want, nwant);
+	rc = check_records(r, kr, want, nwant, at);
+	if (rc != 0)
+		goto out_want;
+
+	r->recs = xcalloc(r->nrows + 1, sizeof(*r->recs));
+	for (size_t i = 0; i < r->nrows; i++)
+		r->recs[i] = r->rows[i].rec;
+	r->msgs = xcalloc(npage + 1, sizeof(*r->msgs));
+	page_at = 0;
+	for (size_t k = 0; k < npage; k++) {
+		const struct store_archive_row *row;
+
+		while (want[page_at] != seqs[k])
+			page_at++;
+		row = &r->rows[at[page_at]];
+		r->msgs[k] = (struct store_archive_msg){
+			&r->recs[at[page_at]], row->stanza_id, row->with,
+			row->outgoing
+		};
+	}
+	p->msgs = r->msgs;
+	p->n = npage;
+	if (c->head_seq > c->base_seq) {
+		const struct store_archive_row *first = &r->rows[at[0]];
+		const struct store_archive_row *last = &r->rows[at[nwant - 1]];
+
+		p->first_id = first->stanza_id;
+		p->first_stamp = first->rec.stamp;
+		p->last_id = last->stanza_id;
+		p->last_stamp = last->rec.stamp;
+	}
+	note_page(r, slot, c, after, before);
+	r->result = 0;
+out_want:
+	free(want);
+	free(at);
+out:
+	free(seqs);
+	return rc;
+}
+
+/* Forgets what a page path that gave up had read. */
+static void query_reset(struct arc_req *r)
+{
+	store_archive_rows_free(r->rows, r->nrows);
+	free(r->recs);
+	free(r->msgs);
+	r->rows = NULL;
+	r->recs = NULL;
+	r->msgs = NULL;
+	r->nrows = 0;
+	memset(&r->page, 0, sizeof(r->page));
+	r->result = 0;
+}
+
+static void query_work(struct arc_req *r)
+{
+	struct store *st = r->st;
+	const struct store_backend *be = st->backend;
+	struct seal_keyring kr;
+	int got, rc = 1;
+
+	if (be->tx_begin(st, false, &r->error) < 0) {
+		r->result = -1;
+		return;
+	}
+	got = store_keyring_read(st, r->local, r->domain, r->jid, false, &kr,
+				 &r->error);
+	if (got > 0 && page_path_ok(r, &kr)) {
+		rc = page_query(r, &kr);
+		if (rc == 1)
+			query_reset(r);
+	}
+	if (got > 0 && rc == 1) {
+		rc = walk_all(r, &kr);
+		if (rc == 0)
+			walk_query(r, &kr);
+	}
+	be->tx_rollback(st); /* a read transaction: nothing to commit */
+	if (got <= 0)
+		r->result = got == 0 ? 2 : -1;
+	else if (rc < 0)
+		r->result = -1;
 }
 
 /* ---- retention ---- */

@@ -10,7 +10,9 @@
 #include "util/arena.h"
 #include "util/xalloc.h"
 
-enum data_op { DATA_GET, DATA_LIST, DATA_PUT, DATA_DELETE, DATA_SPACES };
+enum data_op {
+	DATA_GET, DATA_LIST, DATA_PUT, DATA_DELETE, DATA_SPACES, DATA_SCAN
+};
 
 struct data_job {
 	struct store *st;
@@ -41,7 +43,7 @@ static struct data_job *data_job_new(struct store *st, enum data_op op,
 	job->op = op;
 	job->ctx = ctx;
 	job->pool = arena_new(512);
-	job->owner = arena_strdup(job->pool, owner);
+	job->owner = owner != NULL ? arena_strdup(job->pool, owner) : NULL;
 	job->space = space != NULL ? arena_strdup(job->pool, space) : NULL;
 	job->key = key != NULL ? arena_strdup(job->pool, key) : NULL;
 	return job;
@@ -78,6 +80,10 @@ static void data_work(void *arg)
 		job->result = be->data_spaces(st, job->owner, job->space,
 					      job->pool, &job->items, &job->n,
 					      &job->error);
+		break;
+	case DATA_SCAN:
+		job->result = be->data_scan(st, job->space, job->pool,
+					    &job->items, &job->n, &job->error);
 		break;
 	}
 }
@@ -154,6 +160,16 @@ void store_data_spaces(struct store *st, const char *owner,
 {
 	struct data_job *job = data_job_new(st, DATA_SPACES, owner,
 					    prefix != NULL ? prefix : "", NULL,
+					    ctx);
+
+	job->items_cb = cb;
+	data_submit(job);
+}
+
+void store_data_scan(struct store *st, const char *space, store_data_cb *cb,
+		     void *ctx)
+{
+	struct data_job *job = data_job_new(st, DATA_SCAN, NULL, space, NULL,
 					    ctx);
 
 	job->items_cb = cb;

@@ -5,7 +5,10 @@
  * the store's single worker thread: sealing, the chain, the verification
  * walk and the per-user anchors need no locks. Each change to records and
  * to the keyring row is one transaction; the anchor moves only after the
- * commit, so a failed transaction leaves memory and disk in step. */
+ * commit, so a failed transaction leaves memory and disk in step. Deposits
+ * come in batches, one transaction for the whole batch: with SQLite's WAL
+ * a commit writes every page the transaction touched, which for a single
+ * message costs more than sealing it. */
 #include "store/store-private.h"
 
 #include <stdlib.h>
@@ -24,7 +27,10 @@
  * hours. */
 #define SEALER_ROTATE_US (4LL * 3600 * 1000000)
 
-enum off_op { OFF_DEPOSIT, OFF_LOAD, OFF_REMOVE, OFF_PURGE, OFF_VERIFY };
+enum off_op {
+	OFF_DEPOSIT, OFF_DEPOSIT_BATCH, OFF_LOAD, OFF_REMOVE, OFF_PURGE,
+	OFF_VERIFY,
+};
 
 struct off_req {
 	struct store *st;
@@ -33,16 +39,20 @@ struct off_req {
 	void *ctx;
 	union {
 		store_deposit_cb *deposit;
+		store_offline_batch_cb *batch;
 		store_offline_cb *load;
 		store_done_cb *done;
 		store_verify_cb *verify;
 	} cb;
 
-	/* deposit */
-	unsigned char *pt;
-	size_t len;
-	int64_t stamp;
-	uint64_t max_count, max_bytes;
+	/* deposit: the items (strings in pool, stanzas in pts), and per
+	 * item the result and the seq stored */
+	struct arena *pool;
+	struct store_offline_item *items;
+	unsigned char **pts;
+	size_t nitems;
+	int *results;
+	uint64_t *stored;
 	/* remove */
 	uint64_t *seqs;
 	size_t nseqs;
@@ -50,7 +60,6 @@ struct off_req {
 	/* results */
 	int result;
 	const char *error;
-	uint64_t seq;
 	struct seal_record *recs;     /* every record read, owned */
 	size_t nrecs;
 	struct seal_record *genuine;  /* shallow copies into recs */
@@ -203,9 +212,11 @@ void store_sealer_maybe_rotate(struct store *st)
 	}
 }
 
-int store_keyring_read(struct store *st, const char *local,
-		       const char *domain, const char *jid, bool check_mac,
-		       struct seal_keyring *kr, const char **error_r)
+/* store_keyring_read, telling a database error (-2) from a row that is
+ * there but unusable (-1): a batch fails whole on the first only. */
+static int keyring_load(struct store *st, const char *local,
+			const char *domain, const char *jid, bool check_mac,
+			struct seal_keyring *kr, const char **error_r)
 {
 	struct arena *pool = arena_new(0);
 	const void *blob;
@@ -214,6 +225,8 @@ int store_keyring_read(struct store *st, const char *local,
 
 	got = st->backend->keyring_get(st, local, domain, pool, &blob, &len,
 				       error_r);
+	if (got < 0)
+		got = -2;
 	if (got == 1 && seal_keyring_decode(blob, len, jid, kr) < 0) {
 		log_error("store: %s: the keyring row is corrupt", jid);
 		*error_r = "corrupt keyring row";
@@ -227,6 +240,15 @@ int store_keyring_read(struct store *st, const char *local,
 	}
 	arena_free(pool);
 	return got;
+}
+
+int store_keyring_read(struct store *st, const char *local,
+		       const char *domain, const char *jid, bool check_mac,
+		       struct seal_keyring *kr, const char **error_r)
+{
+	int got = keyring_load(st, local, domain, jid, check_mac, kr, error_r);
+
+	return got < 0 ? -1 : got;
 }
 
 int store_keyring_write(struct store *st, const char *local,
@@ -298,71 +320,155 @@ static int read_and_walk(struct off_req *r, struct seal_keyring *kr,
 
 /* ---- deposit ---- */
 
+/* A recipient's state during a deposit batch. */
+struct dep_user {
+	char *jid;
+	const char *local, *domain;
+	/* keyring: 1 usable, 0 none, -1 unusable (this user's items fail),
+	 * -2 database error (the batch fails) */
+	int got;
+	struct seal_keyring kr;
+	uint64_t first_seq, last_seq;  /* sealed in this batch, 0 if none */
+};
+
+static struct dep_user *dep_user(struct off_req *r, struct hashmap *users,
+				 const struct store_offline_item *it)
+{
+	struct store *st = r->st;
+	char *jid = xasprintf("%s@%s", it->local, it->domain);
+	struct dep_user *u = hashmap_get(users, jid);
+	const char *error = NULL;
+
+	if (u != NULL) {
+		free(jid);
+		return u;
+	}
+	u = xcalloc(1, sizeof(*u));
+	u->jid = jid;
+	u->local = it->local;
+	u->domain = it->domain;
+	u->got = keyring_load(st, it->local, it->domain, jid, true, &u->kr,
+			      &error);
+	if (u->got == -2)
+		r->error = error;
+	if (u->got == 1 && !anchor_matches(st, jid, &u->kr)) {
+		log_error("store: %s: the offline store was rolled back to an "
+			  "earlier state; refusing to add to it", jid);
+		u->got = -1;
+	}
+	hashmap_put(users, jid, u);
+	return u;
+}
+
+/* Seals and inserts items[i] onto u's chain, in the caller's transaction.
+ * Returns 0..2 as store.h says, -1 for this user only, or -2 when the
+ * batch must be rolled back (a database error, or a record inserted
+ * without its keyring update). */
+static int deposit_one(struct off_req *r, struct dep_user *u, size_t i)
+{
+	struct store *st = r->st;
+	const struct store_offline_item *it = &r->items[i];
+	const struct seal_chain *oc = &u->kr.chains[SEAL_STORE_OFFLINE];
+	struct seal_record rec;
+	uint64_t seq;
+	int ret = -2;
+
+	if (u->got <= 0)
+		return u->got == 0 ? 2 : u->got;
+	if ((it->max_count != 0 && oc->live >= it->max_count) ||
+	    (it->max_bytes != 0 &&
+	     oc->live_bytes + it->len + SEAL_TAG_LEN > it->max_bytes))
+		return 1;
+	memset(&rec, 0, sizeof(rec));
+	seq = oc->head_seq + 1;
+	if (seal_record_seal(st->sealer, st->seal_keys, u->jid,
+			     SEAL_STORE_OFFLINE, u->kr.pk, u->kr.key_id, seq,
+			     it->stamp_us, oc->head_chain, r->pts[i], it->len,
+			     &rec) < 0) {
+		/* The sealer refuses a seq it sealed before: the row went
+		 * back under us. Nothing of this user's is added. */
+		log_error("store: %s: sealing seq %llu refused; the offline "
+			  "store takes nothing more in this batch", u->jid,
+			  (unsigned long long)seq);
+		u->got = -1;
+		return -1;
+	}
+	if (u->first_seq == 0)
+		u->first_seq = seq;
+	u->last_seq = seq;
+	if (st->backend->offline_insert(st, u->local, u->domain, &rec,
+					&r->error) == 0) {
+		if (seal_keyring_note_seal(st->seal_keys, &u->kr,
+					   SEAL_STORE_OFFLINE, &rec) == 0) {
+			r->stored[i] = seq;
+			ret = 0;
+		} else {
+			r->error = "keyring update failed";
+		}
+	}
+	seal_record_clear(&rec);
+	return ret;
+}
+
 static void deposit_work(struct off_req *r)
 {
 	struct store *st = r->st;
 	const struct store_backend *be = st->backend;
-	struct seal_keyring kr;
-	const struct seal_chain *oc = &kr.chains[SEAL_STORE_OFFLINE];
-	struct seal_record rec;
-	uint64_t seq = 0;
-	int got;
+	struct hashmap *users = hashmap_new();
+	struct dep_user *u;
+	size_t pos = 0;
+	bool failed = false;
+	void *v;
 
-	memset(&rec, 0, sizeof(rec));
 	store_sealer_maybe_rotate(st);
-	if (be->tx_begin(st, true, &r->error) < 0)
-		goto fail;
-	got = read_keyring(r, &kr, true);
-	if (got == 0) {
-		r->result = 2;
-		goto rollback;
+	if (be->tx_begin(st, true, &r->error) < 0) {
+		failed = true;
+		goto out;
 	}
-	if (got < 0)
-		goto fail_rollback;
-	if (!anchor_matches(st, r->jid, &kr)) {
-		log_error("store: %s: the offline store was rolled back to an "
-			  "earlier state; refusing to add to it", r->jid);
-		r->error = "store rolled back";
-		goto fail_rollback;
+	for (size_t i = 0; i < r->nitems && !failed; i++) {
+		r->results[i] = deposit_one(r, dep_user(r, users, &r->items[i]),
+					    i);
+		failed = r->results[i] == -2;
 	}
-	if ((r->max_count != 0 && oc->live >= r->max_count) ||
-	    (r->max_bytes != 0 &&
-	     oc->live_bytes + r->len + SEAL_TAG_LEN > r->max_bytes)) {
-		r->result = 1;
-		goto rollback;
+	/* One row write per recipient, after all of its records. */
+	while (!failed && hashmap_next(users, &pos, NULL, &v)) {
+		u = v;
+		if (u->first_seq != 0 &&
+		    store_keyring_write(st, u->local, u->domain, &u->kr,
+					&r->error) < 0)
+			failed = true;
 	}
-	seq = oc->head_seq + 1;
-	if (seal_record_seal(st->sealer, st->seal_keys, r->jid,
-			     SEAL_STORE_OFFLINE, kr.pk, kr.key_id, seq,
-			     r->stamp, oc->head_chain, r->pt, r->len, &rec) < 0) {
-		r->error = "sealing failed";
-		goto fail_rollback;
-	}
-	if (be->offline_insert(st, r->local, r->domain, &rec, &r->error) < 0 ||
-	    seal_keyring_note_seal(st->seal_keys, &kr, SEAL_STORE_OFFLINE,
-				   &rec) < 0 ||
-	    write_keyring(r, &kr) < 0 ||
-	    be->tx_commit(st, &r->error) < 0) {
-		if (r->error == NULL)
-			r->error = "keyring update failed";
-		/* Nothing was stored: the seq may be used again, with a
-		 * fresh ephemeral key so no (K, nonce) repeats. */
-		seal_sealer_release(st->sealer, r->jid, SEAL_STORE_OFFLINE, seq);
-		goto fail_rollback;
-	}
-	anchor_set(st, r->jid, &kr);
-	r->seq = seq;
-	r->result = 0;
-	goto out;
-fail_rollback:
-	be->tx_rollback(st);
-fail:
-	r->result = -1;
-	goto out;
-rollback:
-	be->tx_rollback(st);
+	if (!failed && be->tx_commit(st, &r->error) < 0)
+		failed = true;
+	if (failed)
+		be->tx_rollback(st);
 out:
-	seal_record_clear(&rec);
+	pos = 0;
+	while (hashmap_next(users, &pos, NULL, &v)) {
+		u = v;
+		if (u->first_seq != 0 && !failed)
+			anchor_set(st, u->jid, &u->kr);
+		/* Nothing was stored: those seqs may be used again, with a
+		 * fresh ephemeral key so that no (K, nonce) repeats. */
+		if (u->first_seq != 0 && failed)
+			for (uint64_t q = u->last_seq; q >= u->first_seq; q--)
+				seal_sealer_release(st->sealer, u->jid,
+						    SEAL_STORE_OFFLINE, q);
+		free(u->jid);
+		free(u);
+	}
+	hashmap_free(users);
+	if (failed) {
+		for (size_t i = 0; i < r->nitems; i++) {
+			r->results[i] = -1;
+			r->stored[i] = 0;
+		}
+		if (r->error == NULL)
+			r->error = "offline deposit failed";
+		r->result = -1;
+	} else {
+		r->result = 0;
+	}
 }
 
 /* ---- load and verify ---- */
@@ -605,6 +711,7 @@ static void off_work(void *arg)
 	}
 	switch (r->op) {
 	case OFF_DEPOSIT:
+	case OFF_DEPOSIT_BATCH:
 		deposit_work(r);
 		break;
 	case OFF_LOAD:
@@ -620,7 +727,11 @@ static void off_work(void *arg)
 		verify_work(r);
 		break;
 	}
-	if (r->result < 0)
+	if (r->result < 0 &&
+	    (r->op == OFF_DEPOSIT || r->op == OFF_DEPOSIT_BATCH))
+		log_warn("store: offline: a batch of %zu messages: %s",
+			 r->nitems, r->error ? r->error : "error");
+	else if (r->result < 0)
 		log_warn("store: %s: offline: %s", r->jid,
 			 r->error ? r->error : "error");
 }
@@ -632,7 +743,11 @@ static void off_done(void *arg)
 	switch (r->op) {
 	case OFF_DEPOSIT:
 		if (r->cb.deposit)
-			r->cb.deposit(r->ctx, r->result, r->seq);
+			r->cb.deposit(r->ctx, r->results[0], r->stored[0]);
+		break;
+	case OFF_DEPOSIT_BATCH:
+		if (r->cb.batch)
+			r->cb.batch(r->ctx, r->results, r->stored, r->nitems);
 		break;
 	case OFF_LOAD:
 		if (r->cb.load)
@@ -655,8 +770,14 @@ static void off_done(void *arg)
 	free(r->recs);
 	free(r->genuine);
 	seal_findings_free(&r->findings);
-	if (r->pt != NULL)
-		xfree_secret(r->pt, r->len);
+	for (size_t i = 0; i < r->nitems; i++)
+		xfree_secret(r->pts[i], r->items[i].len);
+	free(r->pts);
+	free(r->items);
+	free(r->results);
+	free(r->stored);
+	if (r->pool != NULL)
+		arena_free(r->pool);
 	free(r->seqs);
 	free(r->local);
 	free(r->domain);
@@ -679,20 +800,56 @@ static struct off_req *req_new(struct store *st, enum off_op op,
 	return r;
 }
 
+/* Copies the items: the request owns everything it reads on the worker. */
+static struct off_req *deposit_req(struct store *st, enum off_op op,
+				   const struct store_offline_item *items,
+				   size_t n, void *ctx)
+{
+	struct off_req *r = req_new(st, op, "", "", ctx);
+
+	r->pool = arena_new(256);
+	r->nitems = n;
+	r->items = xcalloc(n + 1, sizeof(*r->items));
+	r->pts = xcalloc(n + 1, sizeof(*r->pts));
+	r->results = xcalloc(n + 1, sizeof(*r->results));
+	r->stored = xcalloc(n + 1, sizeof(*r->stored));
+	for (size_t i = 0; i < n; i++) {
+		struct store_offline_item *it = &r->items[i];
+
+		*it = items[i];
+		it->local = arena_strdup(r->pool, items[i].local);
+		it->domain = arena_strdup(r->pool, items[i].domain);
+		it->stanza = NULL;
+		r->pts[i] = xmalloc(items[i].len + 1);
+		memcpy(r->pts[i], items[i].stanza, items[i].len);
+	}
+	return r;
+}
+
 void store_offline_deposit(struct store *st, const char *local,
 			   const char *domain, const void *stanza, size_t len,
 			   int64_t stamp_us, uint64_t max_count,
 			   uint64_t max_bytes, store_deposit_cb *cb, void *ctx)
 {
-	struct off_req *r = req_new(st, OFF_DEPOSIT, local, domain, ctx);
+	struct store_offline_item it = {
+		.local = local, .domain = domain, .stanza = stanza, .len = len,
+		.stamp_us = stamp_us, .max_count = max_count,
+		.max_bytes = max_bytes,
+	};
+	struct off_req *r = deposit_req(st, OFF_DEPOSIT, &it, 1, ctx);
 
 	r->cb.deposit = cb;
-	r->pt = xmalloc(len + 1);
-	memcpy(r->pt, stanza, len);
-	r->len = len;
-	r->stamp = stamp_us;
-	r->max_count = max_count;
-	r->max_bytes = max_bytes;
+	store_submit(st, off_work, off_done, r);
+}
+
+void store_offline_deposit_batch(struct store *st,
+				 const struct store_offline_item *items,
+				 size_t n, store_offline_batch_cb *cb,
+				 void *ctx)
+{
+	struct off_req *r = deposit_req(st, OFF_DEPOSIT_BATCH, items, n, ctx);
+
+	r->cb.batch = cb;
 	store_submit(st, off_work, off_done, r);
 }
 

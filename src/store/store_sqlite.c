@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "seal/seal.h"
+#include "store/store_sqlite_archive.h"
 #include "store/store_sqlite_data.h"
 #include "util/arena.h"
 #include "util/log.h"
@@ -335,6 +336,7 @@ struct sqlite_store {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[STMT_COUNT];
 	struct sqlite_data *data;   /* store_sqlite_data.c */
+	struct sqlite_arc *arc;     /* store_sqlite_archive.c */
 };
 
 static struct sqlite_store *sqlite_store(struct store *st)
@@ -517,19 +519,17 @@ static int keyring_write(struct sqlite_store *s, const char *local,
 	return exec_stmt(s, STMT_KEYRING_PUT, error_r);
 }
 
-/* The credentials, their MACs and (if given) the keyring in one
- * transaction: a crash must never leave a password without its keyring. */
-static int sqlite_user_write(struct sqlite_store *s, enum stmt_id id,
-			     const struct store_user *user,
-			     const char **error_r)
+/* Inserts (STMT_USER_CREATE) or updates (STMT_USER_SET_CREDS) the
+ * credentials and their MACs, in the caller's transaction. Returns 0, 1
+ * when no row was inserted (it exists) or updated (no such user), -1. */
+static int user_write_row(struct sqlite_store *s, enum stmt_id id,
+			  const struct store_user *user, const char **error_r)
 {
 	sqlite3_stmt *stmt = stmt_get(s, id);
 	unsigned char macs[2][32];
 	bool have_macs = store_cred_macs(&s->api, user, macs) == 0;
-	int rc, ret = -1;
+	int rc;
 
-	if (tx_begin(s, true, error_r) < 0)
-		return -1;
 	bind_text(stmt, 1, user->local);
 	bind_text(stmt, 2, user->domain);
 	bind_creds(stmt, 3, user);
@@ -546,15 +546,26 @@ static int sqlite_user_write(struct sqlite_store *s, enum stmt_id id,
 	/* The bound keys are copied into SQLite's page cache anyway, but
 	 * do not leave extra pointers to them in the statement. */
 	sqlite3_clear_bindings(stmt);
-	if (rc != SQLITE_DONE) {
-		db_error(s, rc, stmt_sql[id], error_r);
-		goto rollback;
-	}
+	if (rc != SQLITE_DONE)
+		return db_error(s, rc, stmt_sql[id], error_r);
 	/* No row inserted (ON CONFLICT DO NOTHING) or updated. */
-	if (sqlite3_changes(s->db) == 0) {
-		ret = 1;
+	return sqlite3_changes(s->db) == 0 ? 1 : 0;
+}
+
+/* The credentials, their MACs and (if given) the keyring in one
+ * transaction: a crash must never leave a password without its keyring. */
+static int sqlite_user_write(struct sqlite_store *s, enum stmt_id id,
+			     const struct store_user *user,
+			     const char **error_r)
+{
+	int ret;
+
+	if (tx_begin(s, true, error_r) < 0)
+		return -1;
+	ret = user_write_row(s, id, user, error_r);
+	if (ret != 0)
 		goto rollback;
-	}
+	ret = -1;
 	if (user->keyring != NULL &&
 	    keyring_write(s, user->local, user->domain, user->keyring,
 			  user->keyring_len, error_r) < 0)
@@ -582,8 +593,14 @@ static int sqlite_user_set_creds(struct store *st,
 				 error_r);
 }
 
-static int sqlite_user_delete(struct store *st, const char *local,
-			      const char *domain, const char **error_r)
+/* Deletes the users row (*existed_r: it was there) and every row the
+ * account owns, in the caller's transaction. Each table that names an
+ * account as its owner must be listed here: an account removed in-band
+ * leaves no row of its own behind (XEP-0077 §3.2). Rows of OTHER owners
+ * that name it (their roster items, their archives' counterpart) stay. */
+static int delete_account(struct sqlite_store *s, const char *local,
+			  const char *domain, bool *existed_r,
+			  const char **error_r)
 {
 	static const enum stmt_id owned[] = {
 		STMT_OWNER_GROUPS_DELETE, STMT_OWNER_ROSTER_DELETE,
@@ -593,44 +610,70 @@ static int sqlite_user_delete(struct store *st, const char *local,
 		STMT_OWNER_KEYRING_DELETE, STMT_OWNER_OFFLINE_DELETE,
 		STMT_OWNER_ARCHIVE_DELETE, STMT_OWNER_ARCHIVE_PREFS_DELETE,
 	};
-	struct sqlite_store *s = sqlite_store(st);
-	sqlite3_stmt *stmt;
+	sqlite3_stmt *stmt = stmt_get(s, STMT_USER_DELETE);
 	char *owner = xasprintf("%s@%s", local, domain);
 	int ret = -1;
 
-	if (tx_begin(s, true, error_r) < 0)
-		goto out;
-	stmt = stmt_get(s, STMT_USER_DELETE);
 	bind_text(stmt, 1, local);
 	bind_text(stmt, 2, domain);
 	if (exec_stmt(s, STMT_USER_DELETE, error_r) < 0)
-		goto rollback;
-	if (sqlite3_changes(s->db) == 0) {
-		ret = 1;
-		goto rollback;
-	}
+		goto out;
+	*existed_r = sqlite3_changes(s->db) > 0;
 	for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++) {
 		bind_text(stmt_get(s, owned[i]), 1, owner);
 		if (exec_stmt(s, owned[i], error_r) < 0)
-			goto rollback;
+			goto out;
 	}
 	for (size_t i = 0; i < sizeof(owned_split) / sizeof(owned_split[0]); i++) {
 		bind_text(stmt_get(s, owned_split[i]), 1, local);
 		bind_text(stmt_get(s, owned_split[i]), 2, domain);
 		if (exec_stmt(s, owned_split[i], error_r) < 0)
-			goto rollback;
+			goto out;
 	}
 	if (sqlite_data_delete_owner(s->data, owner, error_r) < 0)
-		goto rollback;
-	if (tx_commit(s, error_r) < 0)
-		goto rollback;
+		goto out;
 	ret = 0;
-	goto out;
-rollback:
-	tx_rollback(s);
 out:
 	free(owner);
 	return ret;
+}
+
+static int sqlite_user_delete(struct store *st, const char *local,
+			      const char *domain, const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	bool existed = false;
+
+	if (tx_begin(s, true, error_r) < 0)
+		return -1;
+	if (delete_account(s, local, domain, &existed, error_r) < 0)
+		goto rollback;
+	if (!existed) {
+		tx_rollback(s);
+		return 1;
+	}
+	if (tx_commit(s, error_r) < 0)
+		goto rollback;
+	return 0;
+rollback:
+	tx_rollback(s);
+	return -1;
+}
+
+static int sqlite_user_put_creds(struct store *st,
+				 const struct store_user *user,
+				 const char **error_r)
+{
+	return user_write_row(sqlite_store(st), STMT_USER_SET_CREDS, user,
+			      error_r);
+}
+
+static int sqlite_user_purge(struct store *st, const char *local,
+			     const char *domain, bool *existed_r,
+			     const char **error_r)
+{
+	return delete_account(sqlite_store(st), local, domain, existed_r,
+			      error_r);
 }
 
 static int sqlite_user_list(struct store *st, const char *domain,
@@ -1396,6 +1439,7 @@ static void sqlite_close(struct store *st)
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite_data_free(s->data);
+	sqlite_arc_free(s->arc);
 	/* The last connection to close checkpoints and removes the WAL. */
 	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK)
 		log_warn("store: sqlite: close: %s", sqlite3_errmsg(s->db));
@@ -1467,6 +1511,9 @@ static struct store *sqlite_open(const char *data_dir, char **error_r)
 	s->data = sqlite_data_new(s->db, error_r);
 	if (s->data == NULL)
 		goto fail;
+	s->arc = sqlite_arc_new(s->db, error_r);
+	if (s->arc == NULL)
+		goto fail;
 	free(path);
 	return &s->api;
 fail:
@@ -1523,6 +1570,53 @@ static int sqlite_data_spaces_op(struct store *st, const char *owner,
 				  items_r, n_r, error_r);
 }
 
+static int sqlite_data_scan_op(struct store *st, const char *space,
+			       struct arena *pool,
+			       struct store_data_item **items_r, size_t *n_r,
+			       const char **error_r)
+{
+	return sqlite_data_scan(sqlite_store(st)->data, space, pool, items_r,
+				n_r, error_r);
+}
+
+/* ---- partial archive reads: store_sqlite_archive.c on this connection ---- */
+
+static int sqlite_archive_seqs(struct store *st, const char *local,
+			       const char *domain,
+			       const struct store_archive_span *span, bool desc,
+			       size_t max, uint64_t *seqs, size_t *n_r,
+			       const char **error_r)
+{
+	return sqlite_arc_seqs(sqlite_store(st)->arc, local, domain, span, desc,
+			       max, seqs, n_r, error_r);
+}
+
+static int sqlite_archive_count(struct store *st, const char *local,
+				const char *domain,
+				const struct store_archive_span *span,
+				uint64_t *n_r, const char **error_r)
+{
+	return sqlite_arc_count(sqlite_store(st)->arc, local, domain, span, n_r,
+				error_r);
+}
+
+static int sqlite_archive_range(struct store *st, const char *local,
+				const char *domain, uint64_t lo, uint64_t hi,
+				struct store_archive_row **rows_r, size_t *n_r,
+				const char **error_r)
+{
+	return sqlite_arc_range(sqlite_store(st)->arc, local, domain, lo, hi,
+				rows_r, n_r, error_r);
+}
+
+static int sqlite_archive_seq_of(struct store *st, const char *local,
+				 const char *domain, const char *stanza_id,
+				 uint64_t *seq_r, const char **error_r)
+{
+	return sqlite_arc_seq_of(sqlite_store(st)->arc, local, domain,
+				 stanza_id, seq_r, error_r);
+}
+
 const struct store_backend store_backend_sqlite = {
 	.name = "sqlite",
 	.open = sqlite_open,
@@ -1549,12 +1643,19 @@ const struct store_backend store_backend_sqlite = {
 	.archive_wipe = sqlite_archive_wipe,
 	.archive_delete = sqlite_archive_delete,
 	.archive_has_id = sqlite_archive_has_id,
+	.archive_seqs = sqlite_archive_seqs,
+	.archive_count = sqlite_archive_count,
+	.archive_range = sqlite_archive_range,
+	.archive_seq_of = sqlite_archive_seq_of,
 	.archive_prefs_get = sqlite_archive_prefs_get,
 	.archive_prefs_put = sqlite_archive_prefs_put,
 	.roster_has = sqlite_roster_has,
+	.user_put_creds = sqlite_user_put_creds,
+	.user_purge = sqlite_user_purge,
 	.data_get = sqlite_data_get_op,
 	.data_list = sqlite_data_list_op,
 	.data_put = sqlite_data_put_op,
 	.data_delete = sqlite_data_delete_op,
 	.data_spaces = sqlite_data_spaces_op,
+	.data_scan = sqlite_data_scan_op,
 };

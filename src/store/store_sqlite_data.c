@@ -27,6 +27,7 @@ enum data_stmt {
 	DS_DELETE_SPACE,
 	DS_SPACES,
 	DS_DELETE_OWNER,
+	DS_SCAN,
 	DS_COUNT
 };
 
@@ -72,6 +73,10 @@ static const char *const ds_sql[DS_COUNT] = {
 		" WHERE owner = ?1 AND substr(space, 1, length(?2)) = ?2"
 		" GROUP BY space ORDER BY space",
 	[DS_DELETE_OWNER] = "DELETE FROM user_data WHERE owner = ?1",
+	/* The owner comes last: collect() reads columns 0-3 alike. */
+	[DS_SCAN] =
+		"SELECT space, key, value, stamp, owner FROM user_data"
+		" WHERE space = ?1 ORDER BY owner, ord",
 };
 
 struct sqlite_data {
@@ -185,6 +190,8 @@ static int collect(struct sqlite_data *d, enum data_stmt id, bool spaces,
 		v[it->len] = '\0';
 		it->value = v;
 		it->stamp_us = sqlite3_column_int64(stmt, 3);
+		if (id == DS_SCAN)
+			it->owner = column_text(stmt, 4, pool);
 	}
 	sqlite3_reset(stmt);
 	sqlite3_clear_bindings(stmt);
@@ -303,4 +310,12 @@ int sqlite_data_delete_owner(struct sqlite_data *d, const char *owner,
 {
 	bind3(d, DS_DELETE_OWNER, owner, NULL, NULL);
 	return exec_done(d, DS_DELETE_OWNER, error_r);
+}
+
+int sqlite_data_scan(struct sqlite_data *d, const char *space,
+		     struct arena *pool, struct store_data_item **items_r,
+		     size_t *n_r, const char **error_r)
+{
+	bind3(d, DS_SCAN, space, NULL, NULL);
+	return collect(d, DS_SCAN, false, pool, items_r, n_r, error_r);
 }

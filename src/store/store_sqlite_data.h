@@ -40,6 +40,9 @@ int sqlite_data_spaces(struct sqlite_data *d, const char *owner,
 		       const char *prefix, struct arena *pool,
 		       struct store_data_item **items_r, size_t *n_r,
 		       const char **error_r);
+int sqlite_data_scan(struct sqlite_data *d, const char *space,
+		     struct arena *pool, struct store_data_item **items_r,
+		     size_t *n_r, const char **error_r);
 /* Every item of owner, inside the caller's transaction (account
  * removal). */
 int sqlite_data_delete_owner(struct sqlite_data *d, const char *owner,

@@ -1,6 +1,7 @@
 #include "util/arena.h"
 
 #include <stdalign.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,23 @@ struct arena_block {
 	alignas(max_align_t) unsigned char data[];
 };
 
+/* A default arena's blocks start small and double up to GROW_MAX: a tree
+ * kept for long (a session's presence, a queued stanza) should not hold a
+ * kilobyte for a hundred bytes, and a big one still takes few blocks. */
+#define GROW_FIRST 256
+#define GROW_MAX 4096
+
 struct arena {
 	struct arena_block *head;
 	size_t chunk, total;
+	bool grow;
 };
 
 struct arena *arena_new(size_t chunk)
 {
 	struct arena *a = xcalloc(1, sizeof(*a));
-	a->chunk = chunk ? chunk : 1024;
+	a->chunk = chunk ? chunk : GROW_FIRST;
+	a->grow = chunk == 0;
 	return a;
 }
 
@@ -47,6 +56,8 @@ void *arena_alloc(struct arena *a, size_t size)
 		} else {
 			b->next = a->head;
 			a->head = b;
+			if (a->grow && a->chunk < GROW_MAX)
+				a->chunk *= 2;
 		}
 		a->total += sizeof(*b) + bsize;
 	}

@@ -7,7 +7,8 @@
 
 struct arena;
 
-/* chunk: size of each block taken from malloc (0 = default 1 KiB). */
+/* chunk: size of each block taken from malloc; 0 = blocks that start at
+ * 256 bytes and double up to 4 KiB. */
 struct arena *arena_new(size_t chunk);
 /* Never returns NULL; memory is aligned for any type. */
 void *arena_alloc(struct arena *a, size_t size);

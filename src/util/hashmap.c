@@ -15,8 +15,13 @@ struct slot {
 	uint64_t hash;
 };
 
+/* A map starts without slots and drops them when it empties: many maps
+ * (a roster, directed presences) stay empty for most of their owner's
+ * life, which may be long (an idle connection). */
+#define MIN_CAP 16
+
 struct hashmap {
-	struct slot *slots;
+	struct slot *slots;      /* NULL while cap is 0 */
 	size_t cap, count, used; /* used = count + tombstones */
 };
 
@@ -37,10 +42,7 @@ static uint64_t hash_str(const char *s)
 
 struct hashmap *hashmap_new(void)
 {
-	struct hashmap *m = xcalloc(1, sizeof(*m));
-	m->cap = 16;
-	m->slots = xcalloc(m->cap, sizeof(*m->slots));
-	return m;
+	return xcalloc(1, sizeof(struct hashmap));
 }
 
 void hashmap_free(struct hashmap *m)
@@ -57,6 +59,9 @@ void hashmap_free(struct hashmap *m)
 static struct slot *find(const struct hashmap *m, const char *key, uint64_t h)
 {
 	size_t mask = m->cap - 1;
+
+	if (m->cap == 0)
+		return NULL;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
 		struct slot *s = &m->slots[i];
 		if (s->key == NULL)
@@ -102,7 +107,9 @@ void *hashmap_put(struct hashmap *m, const char *key, void *value)
 		s->value = value;
 		return prev;
 	}
-	if ((m->used + 1) * 4 > m->cap * 3)
+	if (m->cap == 0)
+		rehash(m, MIN_CAP);
+	else if ((m->used + 1) * 4 > m->cap * 3)
 		rehash(m, m->count * 2 + 1 > m->cap / 2 ? m->cap * 2 : m->cap);
 	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		s = &m->slots[i];
@@ -129,7 +136,11 @@ void *hashmap_remove(struct hashmap *m, const char *key)
 	free(s->key);
 	s->key = &tombstone;
 	s->value = NULL;
-	m->count--;
+	if (--m->count == 0) {
+		free(m->slots);
+		m->slots = NULL;
+		m->cap = m->used = 0;
+	}
 	return v;
 }
 

@@ -13,6 +13,17 @@
  * backports) would sit on a complete stanza until more bytes arrive, which
  * an interactive stream cannot afford; it is turned off.
  *
+ * Idle streams. Expat holds about 10 KiB per parser (name pools, hash
+ * tables, buffers), and its tables keep every distinct element and
+ * attribute name the stream ever used. Between stanzas a stream needs
+ * none of it: what the next stanza depends on is the root's namespace
+ * declarations. So once a feed has completed a stanza and left nothing
+ * pending, expat is freed; the next feed makes a new one and replays a
+ * header tag carrying those declarations (`replay`) before the real
+ * bytes. An idle connection then holds no expat state at all, and a
+ * stream's name tables are as big as one stanza's. Whitespace keepalives
+ * are counted without making a parser.
+ *
  * Size accounting. `mark` is the absolute offset where the current unit
  * began: the stream start (prolog and header), the gap after a stanza, or
  * the current stanza's start tag. Bytes received past it, parsed or held,
@@ -35,6 +46,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
+#include "xml/xml_writer.h"
 
 /* Expat joins namespace URI and local name with this. It cannot occur in
  * XML 1.0 text, not even as a character reference, so splitting on it is
@@ -53,6 +65,14 @@
 #define SCRATCH_KEEP 4096
 /* Most stanzas fit one block. */
 #define STANZA_CHUNK 1024
+
+/* The usual stream headers' replay tags, shared instead of copied. */
+static const char *const common_replays[] = {
+	"<stream:stream xmlns='jabber:client' "
+	    "xmlns:stream='" XML_NS_STREAM "'>",
+	"<stream:stream xmlns:stream='" XML_NS_STREAM "' "
+	    "xmlns='jabber:client'>",
+};
 
 /* Declared weak so that roost builds against expat headers without it;
  * the library of the running system may still have it (see the top). */
@@ -76,7 +96,7 @@ enum lex {
 #define LEX_IN_TOKEN(s) ((s) >= LEX_LT && (s) <= LEX_MARKUP)
 
 struct xml_parser {
-	XML_Parser xp;
+	XML_Parser xp;		/* NULL while idle (see the top) */
 	struct xml_parser_limits lim;
 	struct xml_parser_callbacks cb;
 	void *ctx;
@@ -94,6 +114,19 @@ struct xml_parser {
 
 	uint64_t in_total;	/* bytes received since the stream started */
 	uint64_t mark;		/* start of the current unit (see the top) */
+	uint64_t fed;		/* bytes of in_total expat has been given or
+				 * that were skipped as idle whitespace */
+	int64_t xp_base;	/* stream offset of expat's byte 0 */
+
+	/* The root's namespace declarations as attributes, gathered while
+	 * the header is parsed, then the tag replayed into a new expat
+	 * parser. NULL replay: this stream keeps its parser. */
+	struct buf decls;
+	const char *replay;
+	size_t replay_len;
+	bool replay_owned;	/* else one of common_replays */
+	bool replaying;
+	bool stanza_done;	/* a stanza completed since expat was made */
 
 	struct buf hold;	/* an unfinished tag kept from expat */
 	enum lex lex;
@@ -139,11 +172,16 @@ static void fail(struct xml_parser *p, const char *condition, const char *text)
 		p->cb.error(p->ctx, condition, text);
 }
 
+/* Stream offset of the event being reported. */
+static uint64_t event_start(const struct xml_parser *p)
+{
+	return (uint64_t)((int64_t)XML_GetCurrentByteIndex(p->xp) + p->xp_base);
+}
+
 /* Offset just past the event being reported. */
 static uint64_t event_end(const struct xml_parser *p)
 {
-	return (uint64_t)XML_GetCurrentByteIndex(p->xp) +
-	    (uint64_t)XML_GetCurrentByteCount(p->xp);
+	return event_start(p) + (uint64_t)XML_GetCurrentByteCount(p->xp);
 }
 
 static bool too_big(const struct xml_parser *p, uint64_t end)
@@ -248,6 +286,49 @@ static void flush_text(struct xml_parser *p)
 	buf_reset(&p->text);
 }
 
+static void drop_replay(struct xml_parser *p)
+{
+	if (p->replay_owned)
+		free((char *)p->replay);
+	p->replay = NULL;
+	p->replay_len = 0;
+	p->replay_owned = false;
+	buf_free(&p->decls);
+}
+
+/* Builds the tag that a later expat parser replays: the root's name as
+ * the peer wrote it (the end tag must match it) and its namespace
+ * declarations. Without the input context the stream keeps its parser. */
+static void save_replay(struct xml_parser *p)
+{
+	struct buf b = BUF_INIT;
+	const char *in;
+	int off, size, n = 1;
+
+	in = XML_GetInputContext(p->xp, &off, &size);
+	if (in == NULL || off < 0 || off >= size || in[off] != '<') {
+		buf_free(&p->decls);
+		return;
+	}
+	while (off + n < size && strchr(" \t\r\n/>", in[off + n]) == NULL)
+		n++;
+	buf_append(&b, in + off, (size_t)n);
+	if (p->decls.len > 0)
+		buf_append(&b, p->decls.data, p->decls.len);
+	buf_append(&b, ">", 1);
+	buf_free(&p->decls);
+	for (size_t i = 0; i < sizeof(common_replays) / sizeof(*common_replays); i++)
+		if (strcmp(b.data, common_replays[i]) == 0) {
+			p->replay = common_replays[i];
+			p->replay_len = b.len;
+			buf_free(&b);
+			return;
+		}
+	p->replay_len = b.len;
+	p->replay = buf_steal(&b, NULL);
+	p->replay_owned = true;
+}
+
 static void stream_start(struct xml_parser *p, const char *name,
 			 const char **atts)
 {
@@ -260,6 +341,7 @@ static void stream_start(struct xml_parser *p, const char *name,
 	}
 	p->depth = 1;
 	p->mark = event_end(p);
+	save_replay(p);
 	a = arena_new(0);
 	hdr = build_element(p, a, name, atts, NULL);
 	hdr->arena = a;
@@ -280,6 +362,11 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
 	p->nsdecls = 0;
 	if (stopped(p))
 		return;
+	if (p->replaying) {
+		/* The stream's header again: its checks were done. */
+		p->depth = 1;
+		return;
+	}
 	for (i = 0; atts[i] != NULL; i += 2)
 		nattrs++;
 	if (p->lim.max_attrs != 0 && nattrs > p->lim.max_attrs) {
@@ -287,7 +374,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name,
 		return;
 	}
 	if (p->depth == 1)
-		p->mark = (uint64_t)XML_GetCurrentByteIndex(p->xp);
+		p->mark = event_start(p);
 	if (too_big(p, event_end(p))) {
 		fail_too_big(p);
 		return;
@@ -342,6 +429,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	p->stanza = NULL;
 	p->arena = NULL;
 	p->mark = event_end(p);
+	p->stanza_done = true;
 	trim(&p->text);
 	if (p->cb.stanza != NULL)
 		p->cb.stanza(p->ctx, stanza);
@@ -385,11 +473,22 @@ static void XMLCALL on_nsdecl(void *ud, const XML_Char *prefix,
 	if (stopped(p))
 		return;
 	p->nsdecls++;
-	if (p->depth == 0 && prefix == NULL) {
+	if (p->depth != 0 || p->replaying)
+		return;
+	if (uri == NULL)
+		uri = "";
+	if (prefix == NULL) {
 		free(p->content_ns);
-		p->content_ns = xstrdup(uri != NULL ? uri : "");
+		p->content_ns = xstrdup(uri);
 		p->content_ns_len = strlen(p->content_ns);
+		buf_append_str(&p->decls, " xmlns='");
+	} else {
+		buf_append_str(&p->decls, " xmlns:");
+		buf_append_str(&p->decls, prefix);
+		buf_append_str(&p->decls, "='");
 	}
+	xml_escape(&p->decls, uri, strlen(uri), 1);
+	buf_append(&p->decls, "'", 1);
 }
 
 static void XMLCALL on_xmldecl(void *ud, const XML_Char *version,
@@ -504,8 +603,6 @@ struct xml_parser *xml_parser_new(const struct xml_parser_limits *limits,
 	if (cb != NULL)
 		p->cb = *cb;
 	p->ctx = ctx;
-	p->xp = expat_new();
-	parser_setup(p);
 	return p;
 }
 
@@ -516,6 +613,7 @@ void xml_parser_free(struct xml_parser *p)
 	drop_stanza(p);
 	XML_ParserFree(p->xp);
 	free(p->content_ns);
+	drop_replay(p);
 	buf_free(&p->text);
 	buf_free(&p->hold);
 	free(p);
@@ -524,12 +622,18 @@ void xml_parser_free(struct xml_parser *p)
 static void do_reset(struct xml_parser *p)
 {
 	drop_stanza(p);
-	if (!XML_ParserReset(p->xp, "UTF-8")) {
-		XML_ParserFree(p->xp);
-		p->xp = expat_new();
+	if (p->xp != NULL) {
+		if (XML_ParserReset(p->xp, "UTF-8")) {
+			/* Reset clears every handler. */
+			parser_setup(p);
+			p->xp_base = 0;
+			p->stanza_done = false;
+		} else {
+			XML_ParserFree(p->xp);
+			p->xp = NULL;
+		}
 	}
-	/* Reset clears every handler. */
-	parser_setup(p);
+	drop_replay(p);
 	free(p->content_ns);
 	p->content_ns = NULL;
 	p->content_ns_len = 0;
@@ -539,6 +643,7 @@ static void do_reset(struct xml_parser *p)
 	p->nsdecls = 0;
 	p->in_total = 0;
 	p->mark = 0;
+	p->fed = 0;
 	p->lex = LEX_TEXT;
 	p->token_start = 0;
 	p->failed = false;
@@ -671,9 +776,7 @@ static void expat_failed(struct xml_parser *p)
 	fail(p, cond, XML_ErrorString(code));
 }
 
-/* Hands bytes to expat. Returns -1 once parsing stopped (an error, or a
- * reset asked by a callback), else 0. */
-static int parse(struct xml_parser *p, const char *data, size_t len)
+static int run_expat(struct xml_parser *p, const char *data, size_t len)
 {
 	while (len > 0) {
 		int n = len > INT_MAX / 2 ? INT_MAX / 2 : (int)len;
@@ -694,6 +797,67 @@ static int parse(struct xml_parser *p, const char *data, size_t len)
 	return 0;
 }
 
+/* A new expat parser for the stream at offset p->fed: inside the stream
+ * it first gets the replayed header, which leaves it at depth 1 with the
+ * root's namespaces in scope and counts for no bytes of the stream. */
+static int expat_make(struct xml_parser *p)
+{
+	int rc;
+
+	p->xp = expat_new();
+	parser_setup(p);
+	p->stanza_done = false;
+	p->xp_base = (int64_t)p->fed;
+	if (p->depth == 0)
+		return 0;
+	p->xp_base -= (int64_t)p->replay_len;
+	p->depth = 0;
+	p->replaying = true;
+	rc = run_expat(p, p->replay, p->replay_len);
+	p->replaying = false;
+	return rc;
+}
+
+/* Frees expat if the stream is between stanzas with nothing pending:
+ * every byte given to expat was reported (so it holds no partial token),
+ * nothing is held back here, and no stanza is being built. Not before a
+ * first stanza, so that a header fed on its own (a stream restart, or a
+ * module parsing one stored stanza) is not parsed twice. */
+static void maybe_idle(struct xml_parser *p)
+{
+	if (p->xp == NULL || p->failed || p->replay == NULL ||
+	    p->depth != 1 || !p->stanza_done || p->arena != NULL ||
+	    p->hold.len != 0 || p->lex != LEX_TEXT || p->mark != p->fed)
+		return;
+	XML_ParserFree(p->xp);
+	p->xp = NULL;
+	buf_free(&p->text);
+	buf_free(&p->hold);
+}
+
+/* True if `data` is only whitespace (a keepalive between stanzas). */
+static bool all_space(const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' &&
+		    data[i] != '\r')
+			return false;
+	return true;
+}
+
+/* Hands bytes to expat, making a parser first if the stream was idle.
+ * Returns -1 once parsing stopped (an error, or a reset asked by a
+ * callback), else 0. */
+static int parse(struct xml_parser *p, const char *data, size_t len)
+{
+	if (len == 0)
+		return 0;
+	if (p->xp == NULL && expat_make(p) != 0)
+		return -1;
+	p->fed += len;
+	return run_expat(p, data, len);
+}
+
 int xml_parser_feed(struct xml_parser *p, const char *data, size_t len)
 {
 	uint64_t base = p->in_total;
@@ -704,6 +868,11 @@ int xml_parser_feed(struct xml_parser *p, const char *data, size_t len)
 	if (len == 0)
 		return 0;
 	p->in_total += len;
+	if (p->xp == NULL && p->depth == 1 && p->hold.len == 0 &&
+	    p->lex == LEX_TEXT && all_space(data, len)) {
+		p->fed = p->mark = p->in_total;
+		return 0;
+	}
 
 	if (p->hold.len > 0) {
 		/* Finish the held tag first. */
@@ -739,12 +908,14 @@ out:
 		 * the stream may be acted on, so the rest goes. */
 		do_reset(p);
 	}
+	maybe_idle(p);
 	return p->failed ? -1 : 0;
 }
 
 size_t xml_parser_memory(const struct xml_parser *p)
 {
-	return sizeof(*p) + EXPAT_BYTES +
+	return sizeof(*p) + (p->xp != NULL ? EXPAT_BYTES : 0) +
 	    (p->arena != NULL ? arena_size(p->arena) : 0) +
-	    p->text.cap + p->hold.cap + p->content_ns_len;
+	    p->text.cap + p->hold.cap + p->content_ns_len + p->decls.cap +
+	    (p->replay_owned ? p->replay_len + 1 : 0);
 }

@@ -242,9 +242,9 @@ void c2s_send_unqueued(struct c2s *c, const struct xml_node *stanza)
 	buf_free(&b);
 }
 
-static void send_header(struct c2s *c)
+/* Appends our stream header to b (with a fresh stream id). */
+static void header_append(struct c2s *c, struct buf *b)
 {
-	struct buf b = BUF_INIT;
 	unsigned char rnd[12];
 	char hex[25];
 
@@ -253,19 +253,26 @@ static void send_header(struct c2s *c)
 		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
 	free(c->stream_id);
 	c->stream_id = xstrdup(hex);
-	buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
-			   "xmlns:stream='" XML_NS_STREAM "' version='1.0' xml:lang='en' id='");
-	buf_append_str(&b, c->stream_id);
-	buf_append_str(&b, "'");
+	buf_append_str(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+			  "xmlns:stream='" XML_NS_STREAM "' version='1.0' xml:lang='en' id='");
+	buf_append_str(b, c->stream_id);
+	buf_append_str(b, "'");
 	if (c->domain != NULL) {
-		buf_append_str(&b, " from='");
-		xml_escape(&b, c->domain, strlen(c->domain), 1);
-		buf_append_str(&b, "'");
+		buf_append_str(b, " from='");
+		xml_escape(b, c->domain, strlen(c->domain), 1);
+		buf_append_str(b, "'");
 	}
-	buf_append_str(&b, ">");
+	buf_append_str(b, ">");
+	c->header_sent = true;
+}
+
+static void send_header(struct c2s *c)
+{
+	struct buf b = BUF_INIT;
+
+	header_append(c, &b);
 	c2s_send_raw(c, b.data, b.len);
 	buf_free(&b);
-	c->header_sent = true;
 }
 
 /* How long a closing stream may take to flush its last bytes. */
@@ -313,30 +320,27 @@ void c2s_close(struct c2s *c, const char *why)
 	conn_close_after_flush(c->conn);
 }
 
-static void send_features(struct c2s *c)
+static void features_append(struct c2s *c, struct buf *b)
 {
 	const struct config *cfg = c->srv->cfg;
-	struct buf b = BUF_INIT;
 
-	buf_append_str(&b, "<stream:features>");
+	buf_append_str(b, "<stream:features>");
 	if (c->local == NULL) {
 		if (!c->tls)
-			buf_appendf(&b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
-				    cfg->require_tls ? "<required/>" : "");
+			buf_appendf(b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
+				   cfg->require_tls ? "<required/>" : "");
 		if (c->tls || !cfg->require_tls) {
-			c2s_sasl_features(c, &b);
-			modules_preauth_features(c->srv, &b);
+			c2s_sasl_features(c, b);
+			modules_preauth_features(c->srv, b);
 		}
 	} else {
-		buf_append_str(&b, "<bind xmlns='" NS_BIND "'/>"
-				   "<session xmlns='" NS_SESSION "'><optional/></session>"
-				   "<ver xmlns='" NS_ROSTERVER "'/>");
-		sm_features(c, &b);
-		modules_stream_features(c->srv, &b);
+		buf_append_str(b, "<bind xmlns='" NS_BIND "'/>"
+				  "<session xmlns='" NS_SESSION "'><optional/></session>"
+				  "<ver xmlns='" NS_ROSTERVER "'/>");
+		sm_features(c, b);
+		modules_stream_features(c->srv, b);
 	}
-	buf_append_str(&b, "</stream:features>");
-	c2s_send_raw(c, b.data, b.len);
-	buf_free(&b);
+	buf_append_str(b, "</stream:features>");
 }
 
 /* Timer: before authentication it limits how long a stream may stay
@@ -398,6 +402,7 @@ static void on_stream_open(void *ctx, const struct xml_node *header,
 	const char *to = xml_attr(header, "to");
 	const char *version = xml_attr(header, "version");
 	char *domain = NULL;
+	struct buf b = BUF_INIT;
 
 	if (c->state != C2S_WAIT_HEADER) {
 		c2s_stream_error(c, "bad-format", "unexpected stream header");
@@ -407,8 +412,13 @@ static void on_stream_open(void *ctx, const struct xml_node *header,
 		c2s_stream_error(c, "invalid-namespace", NULL);
 		return;
 	}
-	if (to == NULL || jid_prep_domain(to, &domain) != 0 ||
-	    !server_is_local_domain(c->srv, domain)) {
+	if (to != NULL && c->domain != NULL && strcmp(to, c->domain) == 0) {
+		/* A restart (after TLS, after SASL) naming the prepared
+		 * domain again: preparation is idempotent, so stringprep
+		 * would give the same string back. */
+		domain = xstrdup(c->domain);
+	} else if (to == NULL || jid_prep_domain(to, &domain) != 0 ||
+		   !server_is_local_domain(c->srv, domain)) {
 		free(domain);
 		c2s_stream_error(c, "host-unknown", NULL);
 		return;
@@ -420,16 +430,21 @@ static void on_stream_open(void *ctx, const struct xml_node *header,
 	}
 	free(c->domain);
 	c->domain = domain;
-	send_header(c);
 	/* RFC 6120 §4.7.5: we speak 1.0 and answer a higher version with
 	 * ours; a peer without a version is pre-XMPP (0.9) and cannot do
 	 * SASL. */
 	if (version == NULL || atoi(version) < 1) {
+		send_header(c);
 		c2s_stream_error(c, "unsupported-version", NULL);
 		return;
 	}
 	c2s_enter(c, c->local ? C2S_PRE_BIND : C2S_PRE_AUTH);
-	send_features(c);
+	/* Header and features in one write: one TLS record and one
+	 * segment instead of two, three times per login. */
+	header_append(c, &b);
+	features_append(c, &b);
+	c2s_send_raw(c, b.data, b.len);
+	buf_free(&b);
 }
 
 static void on_stream_close(void *ctx)
@@ -622,7 +637,8 @@ static void handle_bind(struct c2s *c, struct xml_node *iq)
 	bare = xasprintf("%s@%s", c->local, c->domain);
 	c2s_enter(c, C2S_BINDING);
 	c2s_hold(c);
-	account_get(c->srv, bare, bind_account_loaded, br);
+	/* c->local is set only by a SASL success, which found the user. */
+	account_get_known(c->srv, bare, bind_account_loaded, br);
 	free(bare);
 }
 
@@ -750,8 +766,17 @@ static void handle_session_stanza(struct c2s *c, struct xml_node *st)
 	/* RFC 6120 §8.1.1.1: no 'to' means the user's own account. */
 	if (xml_attr(st, "to") == NULL)
 		xml_set_attr(st, "to", c->session->account->bare);
-	if (kind == STANZA_MESSAGE)
+	if (kind == STANZA_MESSAGE) {
+		/* A message the blocking list stops was never sent: no
+		 * carbon copy, no archive (XEP-0191). */
+		if (router_filter(c->srv, st)) {
+			xml_free(st);
+			return;
+		}
 		modules_message_sent(c->session, st);
+		router_route_passed(c->srv, st);
+		return;
+	}
 	router_route(c->srv, st);
 }
 

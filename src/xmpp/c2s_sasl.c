@@ -53,6 +53,7 @@ enum sasl_step {
 	STEP_LOOKUP,         /* waiting for the store */
 	STEP_CLIENT_FINAL,   /* SCRAM: challenge sent */
 	STEP_VERIFY,         /* PLAIN: PBKDF2 on a worker */
+	STEP_UNLOCK,         /* SCRAM verified: keyring unlock on a worker */
 	STEP_FAILING,        /* failure answer delayed by the throttle */
 };
 
@@ -68,6 +69,8 @@ struct c2s_sasl {
 	bool verified;             /* PLAIN result from the worker */
 	unsigned char client_key[SCRAM_MAX_HASH];
 	struct seal_keyring *keyring; /* the user's, for the unlock at success */
+	const char *success_data;  /* SCRAM server-final, owned by scram */
+	size_t success_len;
 	const char *fail_condition;
 	struct event *delay;
 };
@@ -182,28 +185,31 @@ static void fail(struct c2s *c, const char *condition, bool throttle)
 }
 
 /* DESIGN §5: the login's ClientKey unwraps the user's keyring. A failure
- * after a successful SCRAM exchange is an integrity event (the row was
+ * after a successful SASL exchange is an integrity event (the row was
  * changed), never a reason to make a new keyring; the login goes on and
- * the sealed messages are withheld. */
-static void unlock_keyring(struct c2s *c, enum scram_hash h)
+ * the sealed messages are withheld. It is key derivation (HKDF, an X25519
+ * multiplication): it runs on the worker pool, not on the loop (DESIGN
+ * §1). Any thread; *why_r is NULL or a static reason. */
+static struct seal_unlocked *unlock_keyring(const struct seal_keys *keys,
+					    const struct seal_keyring *kr,
+					    enum scram_hash h,
+					    const unsigned char *client_key,
+					    const char **why_r)
 {
-	struct c2s_sasl *s = c->sasl;
-	const struct seal_keys *keys = c->srv->seal_keys;
-	const char *why = NULL;
+	struct seal_unlocked *u = NULL;
 
-	if (s->keyring == NULL || keys == NULL)
-		return;
-	if (seal_keyring_mac_check(keys, s->keyring) != 0)
-		why = "the keyring row fails its MAC";
-	else if (seal_keyring_unlock(keys, s->keyring, h, s->client_key,
-				     &c->unlocked, &why) != 0)
-		c->unlocked = NULL;
-	if (why != NULL)
-		log_msg(LOG_ERROR, c->log_ctx, "integrity: cannot unlock the "
-			"keyring: %s", why);
+	*why_r = NULL;
+	if (seal_keyring_mac_check(keys, kr) != 0)
+		*why_r = "the keyring row fails its MAC";
+	else if (seal_keyring_unlock(keys, kr, h, client_key, &u, why_r) != 0)
+		u = NULL;
+	return u;
 }
 
-static void succeed(struct c2s *c, const void *data, size_t len)
+/* The answer to a verified login: `unlocked` (may be NULL) becomes the
+ * stream's until bind. */
+static void succeed(struct c2s *c, struct seal_unlocked *unlocked,
+		    const char *why)
 {
 	struct c2s_sasl *s = c->sasl;
 	char *local = xstrdup(s->local);
@@ -212,13 +218,74 @@ static void succeed(struct c2s *c, const void *data, size_t len)
 	auth_throttle_success(c->srv->throttle, account);
 	log_msg(LOG_INFO, c->log_ctx, "authenticated as %s with %s", account,
 		s->mech->name);
-	unlock_keyring(c, s->mech->hash);
-	send_sasl(c, "success", data, len);
+	if (why != NULL)
+		log_msg(LOG_ERROR, c->log_ctx, "integrity: cannot unlock the "
+			"keyring: %s", why);
+	c->unlocked = unlocked;
+	send_sasl(c, "success", s->success_data, s->success_len);
 	/* ClientKey is wiped with the rest of the exchange. */
 	c2s_sasl_free(c);
 	c2s_authenticated(c, local);
 	free(account);
 	free(local);
+}
+
+struct unlock_job {
+	struct c2s *c;
+	const struct seal_keys *keys;
+	struct seal_keyring *keyring;
+	enum scram_hash hash;
+	unsigned char client_key[SCRAM_MAX_HASH];
+	struct seal_unlocked *unlocked;
+	const char *why;
+};
+
+static void unlock_work(void *arg)
+{
+	struct unlock_job *j = arg;
+
+	j->unlocked = unlock_keyring(j->keys, j->keyring, j->hash,
+				     j->client_key, &j->why);
+	OPENSSL_cleanse(j->client_key, sizeof(j->client_key));
+}
+
+static void unlock_done(void *arg)
+{
+	struct unlock_job *j = arg;
+	struct c2s *c = j->c;
+
+	if (c2s_release(c))
+		succeed(c, j->unlocked, j->why);
+	else
+		seal_unlocked_free(j->unlocked);
+	free(j->keyring);
+	OPENSSL_cleanse(j, sizeof(*j));
+	free(j);
+}
+
+/* The exchange verified the user (SCRAM): unlock on a worker, then
+ * answer. Without a keyring (or without sealing) there is nothing to
+ * unlock and the answer goes at once. */
+static void verified(struct c2s *c)
+{
+	struct c2s_sasl *s = c->sasl;
+	struct unlock_job *j;
+
+	if (s->keyring == NULL || c->srv->seal_keys == NULL) {
+		succeed(c, NULL, NULL);
+		return;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->c = c;
+	j->keys = c->srv->seal_keys;
+	j->keyring = s->keyring;
+	s->keyring = NULL;
+	j->hash = s->mech->hash;
+	memcpy(j->client_key, s->client_key, sizeof(j->client_key));
+	OPENSSL_cleanse(s->client_key, sizeof(s->client_key));
+	s->step = STEP_UNLOCK;
+	c2s_hold(c);
+	workq_submit(c->srv->workers, unlock_work, unlock_done, j);
 }
 
 /* After too many failures (auth_max_failures) an address or account is
@@ -357,7 +424,9 @@ static void scram_client_final(struct c2s *c, const unsigned char *msg, size_t l
 		fail(c, "not-authorized", true);
 		return;
 	}
-	succeed(c, out, out_len);
+	s->success_data = out;
+	s->success_len = out_len;
+	verified(c);
 }
 
 /* --- PLAIN ---------------------------------------------------------- */
@@ -368,6 +437,11 @@ struct plain_job {
 	char *password;
 	unsigned char client_key[SCRAM_MAX_HASH];
 	bool ok;
+	/* the unlock, in the same job (already on a worker) */
+	const struct seal_keys *keys;
+	struct seal_keyring *keyring;
+	struct seal_unlocked *unlocked;
+	const char *why;
 };
 
 static void plain_verify_work(void *arg)
@@ -382,6 +456,10 @@ static void plain_verify_work(void *arg)
 		CRYPTO_memcmp(derived.stored_key, j->creds.stored_key,
 			      scram_hash_len(SCRAM_SHA256)) == 0;
 	OPENSSL_cleanse(&derived, sizeof(derived));
+	if (j->ok && j->keyring != NULL && j->keys != NULL)
+		j->unlocked = unlock_keyring(j->keys, j->keyring, SCRAM_SHA256,
+					     j->client_key, &j->why);
+	OPENSSL_cleanse(j->client_key, sizeof(j->client_key));
 }
 
 static void plain_verify_done(void *arg)
@@ -392,13 +470,14 @@ static void plain_verify_done(void *arg)
 	xfree_secret(j->password, strlen(j->password));
 	if (c2s_release(c)) {
 		if (j->ok) {
-			memcpy(c->sasl->client_key, j->client_key,
-			       sizeof(j->client_key));
-			succeed(c, NULL, 0);
-		}
-		else
+			succeed(c, j->unlocked, j->why);
+			j->unlocked = NULL;
+		} else {
 			fail(c, "not-authorized", true);
+		}
 	}
+	seal_unlocked_free(j->unlocked);
+	free(j->keyring);
 	OPENSSL_cleanse(j, sizeof(*j));
 	free(j);
 }
@@ -427,6 +506,9 @@ static void plain_user_loaded(void *ctx, int result, const struct store_user *u)
 	j->creds = u->creds[SCRAM_SHA256];
 	j->password = s->password;
 	s->password = NULL;
+	j->keys = c->srv->seal_keys;
+	j->keyring = s->keyring;
+	s->keyring = NULL;
 	s->step = STEP_VERIFY;
 	c2s_hold(c);
 	workq_submit(c->srv->workers, plain_verify_work, plain_verify_done, j);
@@ -550,6 +632,7 @@ static bool sasl_busy(const struct c2s *c)
 {
 	return c->sasl != NULL && (c->sasl->step == STEP_LOOKUP ||
 				   c->sasl->step == STEP_VERIFY ||
+				   c->sasl->step == STEP_UNLOCK ||
 				   c->sasl->step == STEP_FAILING);
 }
 

@@ -1,7 +1,7 @@
 /* The SASL exchange of a c2s stream (RFC 6120 §6): SCRAM-SHA-1/-256 with
  * and without -PLUS, PLAIN over TLS. Credentials are looked up through the
- * store; PLAIN's PBKDF2 runs on the worker pool. Failures are delayed by
- * the auth throttle. */
+ * store; PLAIN's PBKDF2 and the keyring unlock of a verified login run on
+ * the worker pool. Failures are delayed by the auth throttle. */
 #ifndef ROOST_XMPP_C2S_SASL_H
 #define ROOST_XMPP_C2S_SASL_H
 

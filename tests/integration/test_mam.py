@@ -672,3 +672,128 @@ def test_tampered_row_is_withheld_with_a_notice(server_factory, make_user):
     a.close()
     b.close()
     assert 'archive store: seq 3: bad_chain' in srv.log()
+
+
+# ---------------------------------------------------------------------------
+# tampering while roostd runs, after a first query
+#
+# The first query walks the whole archive; once it found it clean, later
+# queries check only the records they return (docs/mam.md, "Integrity").
+# These change the database between the two, as an attacker holding the
+# file would while roostd runs.
+
+def fill_archive(a, b, n, tag):
+    bodies = [f'{tag}-{i}' for i in range(n)]
+    for i, body in enumerate(bodies):
+        a.message(b.bare, body)
+        if i % 10 == 9:
+            a.sync()
+    b.wait(is_chat_from(a.bare, bodies[-1]), timeout=30)
+    b.take(is_chat_from(a.bare))
+    return bodies
+
+
+def archive_db(srv):
+    return sqlite3.connect(str(srv.data_dir / 'roost.db'), timeout=WAIT)
+
+
+def tamper_archive(srv, user, offset, column):
+    """Changes `column` of the user's offset-th archive record (by seq);
+    returns its seq."""
+    conn = archive_db(srv)
+    try:
+        with conn:
+            rowid, seq, val = conn.execute(
+                f"SELECT rowid, seq, {column} FROM archive WHERE local = ?"
+                " ORDER BY seq LIMIT 1 OFFSET ?", (user.localpart, offset)).fetchone()
+            if column == 'ct':
+                b = bytearray(val)
+                b[len(b) // 2] ^= 0x20
+                new = bytes(b)
+            elif column == 'stamp':
+                new = val + 1
+            else:
+                new = 'mallory@example.org'
+            conn.execute(f"UPDATE archive SET {column} = ? WHERE rowid = ?", (new, rowid))
+    finally:
+        conn.close()
+    return seq
+
+
+@pytest.mark.parametrize('column', ['ct', 'stamp', 'with_jid'])
+def test_record_changed_after_a_first_query_is_withheld(server, make_user, column):
+    """The record changed after the first page never comes in the next:
+    the page is the other nine plus the one after, the count drops, the
+    user gets one notice, the log names the seq; paging goes on."""
+    ua, ub = make_user('la'), make_user('lb')
+    a, b = Stream(server, ua), Stream(server, ub)
+    a.set_prefs('always')
+    b.set_prefs('always')
+    bodies = fill_archive(a, b, 30, marker('lt'))
+    results, iq = b.mam(rsm={'max': 10})
+    info = rsm_of(iq)
+    assert [result_body(r) for r in results] == bodies[:10]
+    assert info['count'] == 30
+    b.sync()
+    assert b.take(is_notice) == []
+
+    seq = tamper_archive(server, ub, 14, column)
+    results, iq = b.mam(rsm={'max': 10, 'after': info['last']})
+    info = rsm_of(iq)
+    assert [result_body(r) for r in results] == bodies[10:14] + bodies[15:21], \
+        f'a record with a changed {column} was returned'
+    assert info['count'] == 29 and info['index'] == 10, info
+    b.sync()
+    notices = b.take(is_notice)
+    assert len(notices) == 1, [tostr(n) for n in notices]
+    text = notices[0].findtext(q(NS_CLIENT, 'body'))
+    assert '1 message' in text and 'withheld' in text, text
+    assert f'{ub.jid}: archive store: seq {seq}: ' in server.log()
+
+    results, iq = b.mam(rsm={'max': 10, 'after': info['last']})
+    assert [result_body(r) for r in results] == bodies[21:]
+    assert rsm_of(iq)['complete']
+    # The sender's archive is untouched.
+    results, _ = a.mam(rsm={'max': 50})
+    assert [result_body(r) for r in results] == bodies
+    a.close()
+    b.close()
+
+
+def test_archive_rolled_back_after_a_first_query(server, make_user):
+    """The archive's rows and keyring row put back, while roostd runs, to
+    a genuine copy taken after the first query (two messages ago): the
+    server's in-memory head sees it and logs a rollback; what is on disk
+    is still genuine and delivered."""
+    ua, ub = make_user('ra'), make_user('rb')
+    a, b = Stream(server, ua), Stream(server, ub)
+    a.set_prefs('always')
+    b.set_prefs('always')
+    bodies = fill_archive(a, b, 10, marker('rb'))
+    results, iq = b.mam(rsm={'max': 5})
+    assert [result_body(r) for r in results] == bodies[:5]
+    conn = archive_db(server)
+    rows = conn.execute("SELECT * FROM archive WHERE local = ?", (ub.localpart,)).fetchall()
+    (blob,) = conn.execute("SELECT blob FROM keyrings WHERE local = ?",
+                           (ub.localpart,)).fetchone()
+    conn.close()
+    more = fill_archive(a, b, 2, marker('rb2'))
+    results, _ = b.mam(rsm={'max': 50})
+    assert [result_body(r) for r in results] == bodies + more
+
+    conn = archive_db(server)
+    try:
+        with conn:
+            conn.execute("DELETE FROM archive WHERE local = ?", (ub.localpart,))
+            conn.executemany(f"INSERT INTO archive VALUES ({', '.join('?' * len(rows[0]))})",
+                             rows)
+            conn.execute("UPDATE keyrings SET blob = ? WHERE local = ?", (blob, ub.localpart))
+    except sqlite3.OperationalError as e:
+        pytest.skip(f'database locked by roostd: {e}')
+    finally:
+        conn.close()
+    results, iq = b.mam(rsm={'max': 5, 'after': result_id(results[4])})
+    assert [result_body(r) for r in results] == bodies[5:10]
+    assert f'{ub.jid}: archive store: seq 10: rollback' in server.log()
+    a.close()
+    b.close()

