@@ -114,6 +114,7 @@ static const struct config_entry entries[] = {
 	E_UINT("c2s", resume_timeout, 0, 86400, "300"),
 	E_UINT("c2s", sm_max_queue, 16, 1000000, "10000"),
 	E_SIZE("c2s", sm_max_queue_bytes, 64 * KIB, 1024 * MIB, "4 MiB"),
+	E_BOOL("c2s", tls_compact, "true"),
 	E_UINT("c2s", scram_iterations, 4096, 1000000, "4096"),
 
 	E_SIZE("limits", max_stanza_size, 1 * KIB, 16 * MIB, "256 KiB"),

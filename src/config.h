@@ -37,6 +37,7 @@ struct config {
 	unsigned resume_timeout; /* XEP-0198: seconds a dropped session waits to be resumed, 0 = no resumption; default 300 */
 	unsigned sm_max_queue;   /* XEP-0198: unacknowledged stanzas kept per session; default 10000 */
 	size_t sm_max_queue_bytes; /* ... and their memory; default 4 MiB */
+	bool tls_compact;        /* after SASL, TLS 1.3 records are done by roost and OpenSSL's state is freed; default true */
 	unsigned scram_iterations; /* for new credentials; 4096..1000000; default 4096 */
 
 	/* [limits] */

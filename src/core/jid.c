@@ -41,7 +41,10 @@ static enum prep_result prep(const char *in, size_t len,
 	}
 	if (rc != STRINGPREP_OK || b[0] == '\0')
 		goto bad;
-	*out_r = b;
+	/* Prepared parts live as long as streams and sessions do: keep
+	 * their length, not the buffer's. */
+	*out_r = xstrdup(b);
+	free(b);
 	return PREP_OK;
 bad:
 	free(b);
@@ -304,30 +307,27 @@ char *jid_full(const struct jid *jid)
 	return buf_steal(&b, NULL);
 }
 
-char *jid_normalize(const char *s)
+static char *normalize(const char *s, char *(*form)(const struct jid *))
 {
 	struct jid j;
 	const char *error;
-	char *full;
+	char *out;
 
 	if (jid_parse(s, &j, &error) < 0)
 		return NULL;
-	full = jid_full(&j);
+	out = form(&j);
 	jid_free(&j);
-	return full;
+	return out;
+}
+
+char *jid_normalize(const char *s)
+{
+	return normalize(s, jid_full);
 }
 
 char *jid_normalize_bare(const char *s)
 {
-	struct jid j;
-	const char *error;
-	char *bare;
-
-	if (jid_parse(s, &j, &error) < 0)
-		return NULL;
-	bare = jid_bare(&j);
-	jid_free(&j);
-	return bare;
+	return normalize(s, jid_bare);
 }
 
 /* Parts are compared after preparation, so bytes equality is JID

@@ -269,6 +269,15 @@ bool modules_preauth_iq(struct server *srv, struct c2s *c,
 	return false;
 }
 
+void modules_session_bound(struct server *srv, struct session *s)
+{
+	const struct modules *m = srv->modules;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (m->list[i]->session_bound != NULL)
+			m->list[i]->session_bound(s);
+}
+
 void modules_initial_presence(struct server *srv, struct session *s)
 {
 	const struct modules *m = srv->modules;

@@ -75,6 +75,12 @@ struct module {
 	 * end the router bounces it with service-unavailable. */
 	bool (*message_undelivered)(struct server *srv, struct xml_node *msg,
 				    const struct jid *to);
+	/* A resource was just bound (the account is loaded), before the
+	 * client has the bind result and so before it can send anything
+	 * on the session: the moment to start reading what its first
+	 * stanzas will need (the XEP-0153 photo hash). Not called for a
+	 * XEP-0198 resumption (the session was bound before). */
+	void (*session_bound)(struct session *s);
 	/* The session sent its initial presence (it is now available). */
 	void (*initial_presence)(struct session *s);
 	/* The session is about to end (still in the tables). */
@@ -143,6 +149,7 @@ unsigned modules_index(const struct modules *m, const struct module *mod);
 /* Calls each module's hook that is set. */
 bool modules_message_undelivered(struct server *srv, struct xml_node *msg,
 				 const struct jid *to);
+void modules_session_bound(struct server *srv, struct session *s);
 void modules_initial_presence(struct server *srv, struct session *s);
 void modules_session_end(struct server *srv, struct session *s);
 void modules_account_free(struct server *srv, struct account *a);

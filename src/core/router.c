@@ -101,6 +101,22 @@ static void deliver_message_bare(struct server *srv, struct xml_node *st,
 	xml_free(st);
 }
 
+/* Presence to an account, bare or full JID alike (RFC 6121 §4.3, §4.5):
+ * presence.c decides, for which it needs the sender parsed. */
+static void route_presence(struct server *srv, struct xml_node *st,
+			   const struct jid *to)
+{
+	struct jid from;
+	const char *error;
+
+	if (jid_parse(xml_attr(st, "from"), &from, &error) == 0) {
+		presence_to_account(srv, st, to, &from);
+		jid_free(&from);
+	} else {
+		xml_free(st);
+	}
+}
+
 struct bare_iq {
 	struct xml_node *st;
 	struct jid to;
@@ -136,17 +152,9 @@ void router_deliver_bare(struct server *srv, struct xml_node *st,
 	case STANZA_MESSAGE:
 		deliver_message_bare(srv, st, to, a && a->loaded ? a : NULL);
 		break;
-	case STANZA_PRESENCE: {
-		struct jid from;
-		const char *error;
-		if (jid_parse(xml_attr(st, "from"), &from, &error) == 0) {
-			presence_to_account(srv, st, to, &from);
-			jid_free(&from);
-		} else {
-			xml_free(st);
-		}
+	case STANZA_PRESENCE:
+		route_presence(srv, st, to);
 		break;
-	}
 	case STANZA_IQ:
 		if (is_iq_request(st)) {
 			/* Answered by the server on the account's behalf
@@ -175,14 +183,7 @@ static void route_to_full(struct server *srv, struct xml_node *st,
 	enum stanza_kind kind = stanza_kind(st);
 
 	if (kind == STANZA_PRESENCE) {
-		struct jid from;
-		const char *error;
-		if (jid_parse(xml_attr(st, "from"), &from, &error) == 0) {
-			presence_to_account(srv, st, to, &from);
-			jid_free(&from);
-		} else {
-			xml_free(st);
-		}
+		route_presence(srv, st, to);
 		return;
 	}
 	if (s != NULL) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "xml/xml.h"
+#include "xml/xml_document.h"
 
 enum stanza_kind stanza_kind(const struct xml_node *x)
 {
@@ -15,6 +16,17 @@ enum stanza_kind stanza_kind(const struct xml_node *x)
 	if (strcmp(x->name, "iq") == 0)
 		return STANZA_IQ;
 	return STANZA_OTHER;
+}
+
+struct xml_node *stanza_parse_message(const void *data, size_t len)
+{
+	struct xml_node *st = xml_parse_document(data, len);
+
+	if (st != NULL && stanza_kind(st) != STANZA_MESSAGE) {
+		xml_free(st);
+		return NULL;
+	}
+	return st;
 }
 
 /* RFC 6120 §8.3.3: the type each defined condition is usually sent with. */

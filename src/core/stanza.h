@@ -4,6 +4,7 @@
 #define ROOST_CORE_STANZA_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct xml_node;
 
@@ -13,6 +14,11 @@ enum stanza_kind { STANZA_MESSAGE, STANZA_PRESENCE, STANZA_IQ, STANZA_OTHER };
 
 /* Kind of a top-level element in XML_NS_CLIENT; STANZA_OTHER otherwise. */
 enum stanza_kind stanza_kind(const struct xml_node *x);
+
+/* A message the offline store or the archive kept (serialized by
+ * xml_serialize()) as a tree again, which the caller frees; NULL unless
+ * data[0 .. len) is exactly one <message/>. */
+struct xml_node *stanza_parse_message(const void *data, size_t len);
 
 /* The error type RFC 6120 §8.3.3 gives a condition ("cancel", "modify",
  * "auth", "wait"). */

@@ -9,15 +9,16 @@
  * it in the presence_broadcast hook, directed presence (XEP-0398: "MUST
  * also be injected into directed presences such as MUC joins") in the
  * routing filter. The hash is kept per loaded account; it is read from
- * the vCard store at the account's first presence, and when it changes
- * the account's available resources re-broadcast their presence so that
- * contacts learn the new hash.
+ * the vCard store when a resource binds (before the client may send
+ * presence), and when it changes the account's available resources
+ * re-broadcast their presence so that contacts learn the new hash.
  *
  * Conversion: a new image in a vCard set by the user is published to
  * urn:xmpp:avatar:data and urn:xmpp:avatar:metadata (§3.2); a publish to
  * the metadata node, by a client or by us, becomes the vCard's PHOTO
- * (§3.1). Each direction does nothing when the other side already has
- * that image, which is what stops the two from feeding each other. */
+ * (§3.1) if the data node is open (§6: the vCard is public). Each
+ * direction does nothing when the other side already has that image,
+ * which is what stops the two from feeding each other. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,35 +65,61 @@ static struct av_account *av_ctx(struct account *a)
 
 /* ---- the hash in presence ---- */
 
-/* Puts `hash` into available presence `pres` as XEP-0398 §4 says.
- * Returns true if the presence changed. */
-static bool inject(struct xml_node *pres, const char *hash)
+/* A session's slot marks where the <photo/> of its stored presence came
+ * from. client_empty_mark: the client's own empty <photo/>, which §4
+ * leaves alone, so it is never refreshed either. NULL: the hash is ours
+ * (or the client's and right), refreshed when the image changes. Our
+ * empty <photo/> (no image) looks the same as the client's once stored,
+ * hence the mark. refresh_mark: refresh_presences is re-sending a
+ * presence it built, which the hook must not take for the client's. */
+static char client_empty_mark, refresh_mark;
+
+static void **session_mark(struct session *s)
+{
+	return &s->mod_ctx[modules_index(s->srv->modules, &avatar_module)];
+}
+
+/* The text of pres's <photo/>: "" for an empty one, NULL if there is no
+ * <x/> or no <photo/>. */
+static const char *photo_text(const struct xml_node *pres)
+{
+	const struct xml_node *x = xml_child(pres, "x", NS_UPDATE);
+	const struct xml_node *photo;
+
+	photo = x != NULL ? xml_child(x, "photo", NS_UPDATE) : NULL;
+	return photo != NULL ? xml_text(photo) : NULL;
+}
+
+/* Makes pres carry exactly `hash` (an empty <photo/> for ""). */
+static void put_hash(struct xml_node *pres, const char *hash)
 {
 	struct xml_node *x = xml_child(pres, "x", NS_UPDATE);
 	struct xml_node *photo;
-	const char *have;
 
 	if (x == NULL)
 		x = xml_add_child(pres, "x", NS_UPDATE);
 	photo = xml_child(x, "photo", NS_UPDATE);
-	if (photo == NULL) {
-		/* No <x/>, or an empty one: "MUST be overwritten". */
+	if (photo == NULL)
 		photo = xml_add_child(x, "photo", NS_UPDATE);
-		if (hash[0] != '\0')
-			xml_add_text(photo, hash, strlen(hash));
-		return true;
-	}
-	have = xml_text(photo);
-	/* An empty <photo/> says the client has no image to show: §4
-	 * leaves it alone. A hash other than the vCard's is stale ("MAY be
-	 * overwritten"): contacts would fetch a vCard that does not match
-	 * it. XEP-0153 §3.1 allows either case of hex digits. */
-	if (have[0] == '\0' || strcasecmp(have, hash) == 0)
-		return false;
-	xml_remove_children(photo);
+	else
+		xml_remove_children(photo);
 	if (hash[0] != '\0')
 		xml_add_text(photo, hash, strlen(hash));
-	return true;
+}
+
+/* Puts `hash` into a client's available presence as XEP-0398 §4 says. No
+ * <x/>, or an empty one: "MUST be overwritten". An empty <photo/> says
+ * the client has no image to show: left alone. A hash other than the
+ * vCard's is stale ("MAY be overwritten"): contacts would fetch a vCard
+ * that does not match it. XEP-0153 §3.1 allows either case of hex
+ * digits. */
+static void inject(struct xml_node *pres, const char *hash)
+{
+	const char *have = photo_text(pres);
+
+	if (have != NULL && (have[0] == '\0' || strcasecmp(have, hash) == 0))
+		return;
+	put_hash(pres, hash);
 }
 
 static bool is_available(const struct xml_node *pres)
@@ -101,18 +128,19 @@ static bool is_available(const struct xml_node *pres)
 	       xml_attr(pres, "type") == NULL;
 }
 
-/* Whether contacts must see `pres` again for `hash`: they see a wrong
- * image, or none where there is one. A presence without a hash while
- * there is no image misleads nobody: sending it again only to add an
- * empty <photo/> would double every login's presence traffic. */
-static bool worth_resending(const struct xml_node *pres, const char *hash)
+/* Whether contacts must see s's presence again for `hash`: they see a
+ * wrong image, or none where there is one. A presence without a hash
+ * while there is no image misleads nobody: sending it again only to add
+ * an empty <photo/> would double presence traffic. */
+static bool worth_resending(struct session *s, const char *hash)
 {
-	const struct xml_node *x = xml_child(pres, "x", NS_UPDATE);
-	const struct xml_node *photo = x ? xml_child(x, "photo", NS_UPDATE) : NULL;
+	const char *have = photo_text(s->presence);
 
-	if (photo == NULL)
+	if (*session_mark(s) == &client_empty_mark)
+		return false;
+	if (have == NULL)
 		return hash[0] != '\0';
-	return xml_text(photo)[0] != '\0' && strcasecmp(xml_text(photo), hash) != 0;
+	return strcasecmp(have, hash) != 0;
 }
 
 /* Sends again the presence of each available resource of the account
@@ -139,13 +167,13 @@ static void refresh_presences(struct account *a)
 		struct xml_node *pres;
 
 		free(full[i]);
-		if (s == NULL || !s->available || s->presence == NULL)
+		if (s == NULL || !s->available || s->presence == NULL ||
+		    !worth_resending(s, hash))
 			continue;
 		pres = xml_copy(s->presence);
-		if (worth_resending(pres, hash) && inject(pres, hash))
-			presence_from_session(s, pres);
-		else
-			xml_free(pres);
+		put_hash(pres, hash);
+		*session_mark(s) = &refresh_mark;
+		presence_from_session(s, pres);
 	}
 	free(full);
 }
@@ -189,13 +217,31 @@ static void load_hash(struct account *a)
 	vcard_get_hash(a->srv, a->bare, hash_loaded, l);
 }
 
-/* The account's first presence goes out before the hash is read (the
- * hook cannot wait); refresh_presences sends it again with the hash as
- * soon as it is known. */
+/* Reading starts at bind, so the hash is normally known by the time the
+ * client, which must wait for the bind result, sends its first presence.
+ * Should the store be slower than that (a busy worker), the presence
+ * goes out without the hash (the hook cannot wait) and
+ * refresh_presences sends it again once the hash is known. */
+static void avatar_session_bound(struct session *s)
+{
+	load_hash(s->account);
+}
+
+/* A hash not known yet is still being read (since bind), or was
+ * forgotten after a failed vCard write or read: then it is read now. */
 static void avatar_presence_broadcast(struct session *s, struct xml_node *pres)
 {
 	struct av_account *av = av_ctx(s->account);
+	void **mark = session_mark(s);
+	const char *have;
 
+	if (*mark == &refresh_mark) {
+		*mark = NULL;
+	} else {
+		have = photo_text(pres);
+		*mark = have != NULL && have[0] == '\0' ? &client_empty_mark
+						        : NULL;
+	}
 	if (!av->known) {
 		load_hash(s->account);
 		return;
@@ -444,6 +490,25 @@ out:
 	from_pep_free(f);
 }
 
+/* XEP-0398 §6: a server that copies on publication "SHOULD perform
+ * conversion only if the access model of the 'urn:xmpp:avatar:data' node
+ * has been set to 'open'". The vCard is readable by anyone (XEP-0054
+ * §6): copying an avatar meant for contacts would publish it to the
+ * world. The vCard then keeps the image it had. */
+static void data_access(void *ctx, const char *access_model)
+{
+	struct from_pep *f = ctx;
+
+	if (access_model == NULL || strcmp(access_model, "open") != 0) {
+		log_info("avatar: %s: avatar data node is %s: avatar %s not "
+			 "copied to the vCard", f->owner,
+			 access_model != NULL ? access_model : "missing", f->id);
+		from_pep_free(f);
+		return;
+	}
+	pep_items(f->srv, f->owner, NS_AVATAR_DATA, f->id, data_got, f);
+}
+
 /* The image a metadata item names: its first <info/> with an id and
  * without a url (§3.1). NULL with *empty_r true for an empty <metadata/>
  * (XEP-0084 §3.5: no avatar); NULL and false when it names nothing we
@@ -495,7 +560,7 @@ static void meta_current(struct server *srv, const char *owner,
 	f->id = xstrdup(id);
 	if (xml_attr(info, "type") != NULL)
 		f->type = xstrdup(xml_attr(info, "type"));
-	pep_items(srv, owner, NS_AVATAR_DATA, f->id, data_got, f);
+	pep_node_access(srv, owner, NS_AVATAR_DATA, data_access, f);
 }
 
 struct meta_fetch {
@@ -576,6 +641,7 @@ const struct module avatar_module = {
 	.init = avatar_init,
 	.deinit = avatar_deinit,
 	.account_features = avatar_account_features,
+	.session_bound = avatar_session_bound,
 	.presence_broadcast = avatar_presence_broadcast,
 	.route_filter = avatar_route_filter,
 	.account_free = avatar_account_free,

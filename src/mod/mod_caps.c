@@ -28,6 +28,7 @@
 #include "core/session.h"
 #include "core/stanza.h"
 #include "mod/mod_caps-private.h"
+#include "mod/mod_disco.h"
 #include "server.h"
 #include "util/buf.h"
 #include "util/hashmap.h"
@@ -385,39 +386,15 @@ static void caps_session_end(struct session *s)
 
 /* ---- the server's own caps (§6.3) ---- */
 
-static void add_identity(const struct disco_identity *d, void *ctx)
-{
-	struct xml_node *id = xml_add_child(ctx, "identity", NULL);
-
-	xml_set_attr(id, "category", d->category);
-	xml_set_attr(id, "type", d->type);
-	if (d->name != NULL)
-		xml_set_attr(id, "name", d->name);
-}
-
-static void add_feature(const char *var, void *ctx)
-{
-	xml_set_attr(xml_add_child(ctx, "feature", NULL), "var", var);
-}
-
-/* The server's disco#info as mod_disco gives it (its own server/im
- * identity, then the modules' identities and features); computed once
- * the module table is complete, i.e. at the first stream. */
+/* The server's disco#info, as mod_disco answers it; computed once the
+ * module table is complete, i.e. at the first stream. */
 static struct caps_server *own_caps(struct server *srv)
 {
 	struct caps_server *cs = server_ctx(srv);
-	static const struct disco_identity server_im = {
-		"server", "im", "roost"
-	};
 
 	if (cs->ver != NULL)
 		return cs;
-	cs->info = xml_new("query", NS_DISCO_INFO);
-	add_identity(&server_im, cs->info);
-	modules_foreach_identity(srv->modules, IQ_SCOPE_SERVER, add_identity,
-				 cs->info);
-	modules_foreach_feature(srv->modules, IQ_SCOPE_SERVER, add_feature,
-				cs->info);
+	cs->info = disco_info_query(srv, true);
 	cs->ver = caps_hash_ver(cs->info, CAPS_HASH);
 	if (cs->ver == NULL) {
 		log_error("caps: the server's disco#info does not hash");

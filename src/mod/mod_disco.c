@@ -5,10 +5,10 @@
 #include "core/account.h"
 #include "core/jid.h"
 #include "core/module.h"
+#include "mod/mod_disco.h"
 #include "server.h"
 #include "xml/xml.h"
 
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 
 static void add_feature(const char *var, void *ctx)
@@ -27,34 +27,32 @@ static void add_identity(const struct disco_identity *d, void *ctx)
 		xml_set_attr(id, "name", d->name);
 }
 
+struct xml_node *disco_info_query(struct server *srv, bool server)
+{
+	static const struct disco_identity own[2] = {
+		{ "server", "im", "roost" },
+		{ "account", "registered", NULL },
+	};
+	enum iq_scope scope = server ? IQ_SCOPE_SERVER : IQ_SCOPE_ACCOUNT;
+	struct xml_node *q = xml_new("query", NS_DISCO_INFO);
+
+	add_identity(&own[server ? 0 : 1], q);
+	modules_foreach_identity(srv->modules, scope, add_identity, q);
+	modules_foreach_feature(srv->modules, scope, add_feature, q);
+	return q;
+}
+
 static void info_get(const struct iq_request *req)
 {
 	bool server = req->to->local == NULL;
 	const char *node = xml_attr(req->payload, "node");
-	struct xml_node *q, *id;
 
 	if (node != NULL) {
 		if (!modules_disco_node(req, node, false))
 			iq_error(req, "item-not-found", NULL);
 		return;
 	}
-	q = xml_new("query", NS_DISCO_INFO);
-	id = xml_add_child(q, "identity", NULL);
-	if (server) {
-		xml_set_attr(id, "category", "server");
-		xml_set_attr(id, "type", "im");
-		xml_set_attr(id, "name", "roost");
-	} else {
-		xml_set_attr(id, "category", "account");
-		xml_set_attr(id, "type", "registered");
-	}
-	modules_foreach_identity(req->srv->modules,
-				 server ? IQ_SCOPE_SERVER : IQ_SCOPE_ACCOUNT,
-				 add_identity, q);
-	modules_foreach_feature(req->srv->modules,
-				server ? IQ_SCOPE_SERVER : IQ_SCOPE_ACCOUNT,
-				add_feature, q);
-	iq_reply(req, q);
+	iq_reply(req, disco_info_query(req->srv, server));
 }
 
 static void items_get(const struct iq_request *req)

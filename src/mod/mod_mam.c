@@ -50,7 +50,6 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
-#include "xml/xml_parser.h"
 #include "xml/xml_writer.h"
 
 /* Retention runs at most this often per loaded account. */
@@ -548,97 +547,6 @@ void mam_maybe_expire(struct account *a)
 			     86400 * 1000000, expired, xstrdup(a->bare));
 }
 
-/* ---- reading stored stanzas back ---- */
-
-/* One parser per page: a synthetic stream header, then each stored
- * stanza as a top-level child. */
-static void rp_open(void *ctx, const struct xml_node *header,
-		    const char *content_ns)
-{
-}
-
-static void rp_stanza(void *ctx, struct xml_node *stanza)
-{
-	struct mam_reparse *rp = ctx;
-
-	if (rp->got != NULL)
-		xml_free(rp->got);
-	rp->got = stanza;
-}
-
-static void rp_close(void *ctx)
-{
-}
-
-static void rp_error(void *ctx, const char *condition, const char *text)
-{
-	struct mam_reparse *rp = ctx;
-
-	rp->failed = true;
-}
-
-static const struct xml_parser_callbacks rp_callbacks = {
-	rp_open, rp_stanza, rp_close, rp_error,
-};
-
-static const char rp_header[] =
-	"<stream:stream xmlns='jabber:client' "
-	"xmlns:stream='http://etherx.jabber.org/streams'>";
-
-static void rp_start(struct mam_reparse *rp)
-{
-	const struct config *cfg = rp->srv->cfg;
-	/* What we stored passed these limits, plus the stanza-id we added. */
-	struct xml_parser_limits limits = {
-		.max_stanza_bytes = cfg->max_stanza_size + 4096,
-		.max_depth = cfg->max_depth + 2,
-		.max_attrs = cfg->max_attrs + 4,
-	};
-
-	rp->p = xml_parser_new(&limits, &rp_callbacks, rp);
-	rp->failed = false;
-	xml_parser_feed(rp->p, rp_header, sizeof(rp_header) - 1);
-}
-
-void mam_rp_init(struct mam_reparse *rp, struct server *srv)
-{
-	memset(rp, 0, sizeof(*rp));
-	rp->srv = srv;
-}
-
-/* The stored stanza as a tree (caller frees), or NULL. */
-struct xml_node *mam_rp_parse(struct mam_reparse *rp, const unsigned char *pt,
-			      size_t len)
-{
-	struct xml_node *st;
-
-	if (rp->p == NULL || rp->failed) {
-		xml_parser_free(rp->p);
-		rp_start(rp);
-	}
-	rp->got = NULL;
-	if (xml_parser_feed(rp->p, (const char *)pt, len) != 0 || rp->got == NULL) {
-		if (rp->got != NULL)
-			xml_free(rp->got);
-		rp->got = NULL;
-		rp->failed = true;
-		return NULL;
-	}
-	st = rp->got;
-	rp->got = NULL;
-	if (stanza_kind(st) != STANZA_MESSAGE) {
-		xml_free(st);
-		return NULL;
-	}
-	return st;
-}
-
-void mam_rp_done(struct mam_reparse *rp)
-{
-	xml_parser_free(rp->p);
-	rp->p = NULL;
-}
-
 /* ---- the offline catch-up (issue 4) ---- */
 
 struct catchup_remove {
@@ -684,9 +592,7 @@ static void catchup_loaded(void *ctx, int result, const struct store_offline *o)
 	struct account *a = rm->a;
 	uint64_t *seqs = NULL;
 	size_t nseqs = 0;
-	struct mam_reparse rp;
 
-	mam_rp_init(&rp, a->srv);
 	if (result == 0 && a->unlocked != NULL) {
 		seqs = xcalloc(o->ngenuine + 1, sizeof(*seqs));
 		for (size_t i = 0; i < o->ngenuine; i++) {
@@ -699,7 +605,7 @@ static void catchup_loaded(void *ctx, int result, const struct store_offline *o)
 					     SEAL_STORE_OFFLINE, &o->genuine[i],
 					     &pt, &len) != 0)
 				continue;
-			msg = mam_rp_parse(&rp, pt, len);
+			msg = stanza_parse_message(pt, len);
 			xfree_secret(pt, len);
 			if (msg == NULL)
 				continue;
@@ -711,7 +617,6 @@ static void catchup_loaded(void *ctx, int result, const struct store_offline *o)
 			xml_free(msg);
 		}
 	}
-	mam_rp_done(&rp);
 	if (nseqs > 0) {
 		log_msg(LOG_INFO, a->bare, "mam: %zu offline messages delivered "
 			"by a MAM catch-up", nseqs);

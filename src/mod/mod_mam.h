@@ -19,7 +19,6 @@ struct module;
 struct server;
 struct session;
 struct xml_node;
-struct xml_parser;
 
 #define NS_MAM "urn:xmpp:mam:2"
 #define NS_MAM_EXT "urn:xmpp:mam:2#extended"
@@ -59,20 +58,6 @@ void mam_maybe_expire(struct account *a);
  * before its initial presence; once the client has it for certain, the
  * offline records that carry them are removed as delivered. */
 void mam_catchup_page(struct session *s, const char *const *ids, size_t n);
-
-/* Stored stanzas read back: one parser for many stanzas (a synthetic
- * stream header, then each stanza as a top-level child). */
-struct mam_reparse {
-	struct server *srv;
-	struct xml_parser *p;
-	struct xml_node *got;
-	bool failed;
-};
-void mam_rp_init(struct mam_reparse *rp, struct server *srv);
-/* The stored message as a tree (caller frees), or NULL. */
-struct xml_node *mam_rp_parse(struct mam_reparse *rp, const unsigned char *pt,
-			      size_t len);
-void mam_rp_done(struct mam_reparse *rp);
 
 /* ---- mod_mam_query.c: the IQ handlers ---- */
 

@@ -422,7 +422,6 @@ static void query_done(void *ctx, int result,
 	struct iq_request req = pending_req(p);
 	struct session *s = pending_session(p);
 	struct xml_node *fin, *set, *el;
-	struct mam_reparse rp;
 	const char **sent_ids = NULL;
 	size_t nsent = 0, unreadable = 0;
 	char num[32];
@@ -442,7 +441,6 @@ static void query_done(void *ctx, int result,
 			 "with your password to read it");
 		goto out;
 	}
-	mam_rp_init(&rp, p->srv);
 	if (result == 0)
 		sent_ids = xcalloc(page->n + 1, sizeof(*sent_ids));
 	for (size_t k = 0; result == 0 && k < page->n; k++) {
@@ -461,7 +459,7 @@ static void query_done(void *ctx, int result,
 			unreadable++;
 			continue;
 		}
-		stored = mam_rp_parse(&rp, pt, len);
+		stored = stanza_parse_message(pt, len);
 		xfree_secret(pt, len);
 		if (stored == NULL) {
 			unreadable++;
@@ -476,7 +474,6 @@ static void query_done(void *ctx, int result,
 		}
 		xml_free(stored);
 	}
-	mam_rp_done(&rp);
 
 	/* <fin/> with the page's first and last ids (XEP-0059 §2.6: no
 	 * <first/> or <last/> for an empty page). */

@@ -40,7 +40,6 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
-#include "xml/xml_parser.h"
 #include "xml/xml_writer.h"
 #include "xmpp/c2s.h"
 
@@ -286,97 +285,7 @@ static void remove_seqs(struct account *a, const uint64_t *seqs, size_t n)
 
 /* ---- opening records ---- */
 
-static const char stream_header[] =
-	"<stream:stream xmlns='jabber:client' "
-	"xmlns:stream='http://etherx.jabber.org/streams'>";
-
-static void rp_open(void *ctx, const struct xml_node *h, const char *ns)
-{
-}
-
-static void rp_stanza(void *ctx, struct xml_node *st)
-{
-	struct off_reparse *r = ctx;
-
-	r->nstanzas++;
-	if (r->got == NULL)
-		r->got = st;
-	else
-		xml_free(st);
-}
-
-static void rp_close(void *ctx)
-{
-	struct off_reparse *r = ctx;
-	r->bad = true;
-}
-
-static void rp_error(void *ctx, const char *condition, const char *text)
-{
-	struct off_reparse *r = ctx;
-	r->bad = true;
-}
-
-static void reparse_restart(struct off_reparse *r)
-{
-	xml_parser_reset(r->p);
-	r->bad = false;
-	xml_parser_feed(r->p, stream_header, sizeof(stream_header) - 1);
-}
-
-void off_reparse_init(struct off_reparse *r)
-{
-	static const struct xml_parser_callbacks cb = {
-		.stream_open = rp_open,
-		.stanza = rp_stanza,
-		.stream_close = rp_close,
-		.error = rp_error,
-	};
-	/* Records are our own serialization of stanzas the parser once
-	 * accepted, and genuine (the walk vouched for them): the limits
-	 * only need to admit what any configuration could have let in. */
-	static const struct xml_parser_limits limits = {
-		.max_stanza_bytes = SEAL_MAX_PLAINTEXT,
-		.max_depth = 1000,
-		.max_attrs = 1000,
-	};
-
-	memset(r, 0, sizeof(*r));
-	r->p = xml_parser_new(&limits, &cb, r);
-	xml_parser_feed(r->p, stream_header, sizeof(stream_header) - 1);
-}
-
-void off_reparse_free(struct off_reparse *r)
-{
-	xml_parser_free(r->p);
-	r->p = NULL;
-}
-
-/* The plaintext is exactly one serialized message; the parser keeps the
- * stream open between records. */
-static struct xml_node *reparse(struct off_reparse *r, const unsigned char *pt,
-				size_t len)
-{
-	struct xml_node *st;
-
-	if (r->bad)
-		reparse_restart(r);
-	r->got = NULL;
-	r->nstanzas = 0;
-	if (xml_parser_feed(r->p, (const char *)pt, len) != 0 ||
-	    r->nstanzas != 1 || stanza_kind(r->got) != STANZA_MESSAGE)
-		r->bad = true;
-	st = r->got;
-	r->got = NULL;
-	if (r->bad) {
-		xml_free(st);
-		return NULL;
-	}
-	return st;
-}
-
-struct xml_node *off_open(struct account *a, struct off_reparse *r,
-			  const struct seal_record *rec)
+struct xml_node *off_open(struct account *a, const struct seal_record *rec)
 {
 	unsigned char *pt;
 	size_t len;
@@ -389,7 +298,7 @@ struct xml_node *off_open(struct account *a, struct off_reparse *r,
 			" does not open", rec->seq);
 		return NULL;
 	}
-	st = reparse(r, pt, len);
+	st = stanza_parse_message(pt, len);
 	xfree_secret(pt, len);
 	if (st == NULL)
 		log_msg(LOG_ERROR, a->bare, "offline: record seq %" PRIu64
@@ -920,15 +829,13 @@ static void send_batch(struct osess *o)
 	struct job *j = o->job;
 	unsigned max = cfg->batch > 0 ? cfg->batch : 1;
 	size_t budget = cfg->max_outq / 4, bytes = 0, n = 0;
-	struct off_reparse rp;
 
 	if (j->kind == JOB_FLOOD && o->batch == NULL)
 		o->batch = xcalloc(max, sizeof(*o->batch));
-	off_reparse_init(&rp);
 	while (o->s != NULL && o->wpos < o->nwin && n < max &&
 	       (n == 0 || bytes < budget)) {
 		struct seal_record *rec = &o->win[o->wpos++];
-		struct xml_node *st = off_open(o->s->account, &rp, rec);
+		struct xml_node *st = off_open(o->s->account, rec);
 
 		o->after = rec->seq;
 		if (j->kind == JOB_FLOOD)
@@ -958,7 +865,6 @@ static void send_batch(struct osess *o)
 		session_send_stored(o->s, st);
 		xml_free(st);
 	}
-	off_reparse_free(&rp);
 }
 
 static void window_done(struct osess *o)

@@ -20,7 +20,6 @@ struct c2s;
 struct session;
 struct store_offline;
 struct xml_node;
-struct xml_parser;
 
 #define NS_OFFLINE "http://jabber.org/protocol/offline"
 
@@ -116,19 +115,9 @@ void off_format_node(uint64_t seq, char out[OFF_NODE_DIGITS + 1]);
 /* Client input: exactly OFF_NODE_DIGITS ASCII digits, a value >= 1. */
 bool off_parse_node(const char *node, uint64_t *seq_r);
 
-/* Opening records back into stanzas: one parser serves many records. */
-struct off_reparse {
-	struct xml_parser *p;
-	struct xml_node *got;
-	unsigned nstanzas;
-	bool bad;
-};
-void off_reparse_init(struct off_reparse *r);
-void off_reparse_free(struct off_reparse *r);
 /* The message a genuine record holds, or NULL if this keyring cannot
  * open it or it does not parse back (never expected: logged). */
-struct xml_node *off_open(struct account *a, struct off_reparse *r,
-			  const struct seal_record *rec);
+struct xml_node *off_open(struct account *a, const struct seal_record *rec);
 
 /* ---- mod_offline_flex.c ---- */
 

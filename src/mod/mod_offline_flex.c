@@ -206,13 +206,11 @@ static void reply_headers(struct osess *o, const struct off_scan *sc)
 	struct account *a = o->s->account;
 	size_t budget = o->s->srv->cfg->max_outq / 2, bytes = 0;
 	struct xml_node *q = xml_new("query", NS_DISCO_ITEMS);
-	struct off_reparse rp;
 
 	xml_set_attr(q, "node", NS_OFFLINE);
-	off_reparse_init(&rp);
 	for (size_t i = 0; i < sc->nok; i++) {
 		const struct seal_record *rec = &sc->off->genuine[sc->ok[i]];
-		struct xml_node *st = off_open(a, &rp, rec), *item;
+		struct xml_node *st = off_open(a, rec), *item;
 		const char *from;
 		char node[OFF_NODE_DIGITS + 1];
 
@@ -233,7 +231,6 @@ static void reply_headers(struct osess *o, const struct off_scan *sc)
 		xml_set_attr(item, "name", from);
 		xml_free(st);
 	}
-	off_reparse_free(&rp);
 	off_job_reply(o, q);
 }
 

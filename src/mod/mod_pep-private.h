@@ -150,11 +150,6 @@ char *pep_node_serialize(const struct pep_node *n, size_t *len_r);
 struct pep_node *pep_node_parse(const char *name, const char *data,
 				size_t len);
 
-/* One element parsed back from our own serialization, or NULL. */
-struct xml_node *pep_xml_parse(const char *data, size_t len);
-/* xml_serialize into a fresh string. */
-char *pep_xml_string(const struct xml_node *node, size_t *len_r);
-
 /* ---- mod_pep_node.c ---- */
 
 /* The PEP state of a loaded account (created empty if need be). */

@@ -667,9 +667,11 @@ static void unsubscribe_step(struct pep_req *r, struct account *a,
 	req_reply(r, NULL);
 }
 
+/* <subscribe/> or <unsubscribe/>. */
 static void subscription_change(const struct iq_request *req,
-				const struct xml_node *op, bool subscribe)
+				const struct xml_node *op)
 {
+	bool subscribe = strcmp(op->name, "subscribe") == 0;
 	struct pep_req *r;
 	char *jid;
 
@@ -682,7 +684,7 @@ static void subscription_change(const struct iq_request *req,
 			fail_now(req, "forbidden", NULL, NULL, NULL);
 		return;
 	}
-	r = req_new(req, subscribe ? "subscribe" : "unsubscribe");
+	r = req_new(req, op->name);
 	if (r == NULL) {
 		free(jid);
 		return;
@@ -867,11 +869,13 @@ static void owner_op(const struct iq_request *req, const struct xml_node *op,
 		with_service(r, step);
 }
 
-static void owner_default(const struct iq_request *req)
+static void owner_default(const struct iq_request *req,
+			  const struct xml_node *op)
 {
 	struct pep_config c;
 	struct xml_node *ps, *el, *form;
 
+	(void)op;
 	if (!jid_bare_equal(req->from, req->to)) {
 		fail_now(req, "forbidden", NULL, NULL, NULL);
 		return;
@@ -887,97 +891,97 @@ static void owner_default(const struct iq_request *req)
 
 /* ---- dispatch ---- */
 
-static const struct xml_node *only_op(const struct iq_request *req)
+/* What the one child of a pubsub IQ may ask for: run handles it, or
+ * step for an owner operation on a node, or (neither) the request is
+ * not implemented and `feature` names the XEP-0060 feature. */
+struct pubsub_op {
+	const char *name;
+	void (*run)(const struct iq_request *req, const struct xml_node *op);
+	void (*step)(struct pep_req *r, struct account *a,
+		     struct pep_account *pa);
+	const char *feature;
+};
+
+static const struct pubsub_op pubsub_get_ops[] = {
+	{ "items", items, NULL, NULL },
+	{ "subscriptions", list_own, NULL, NULL },
+	{ "affiliations", list_own, NULL, NULL },
+	{ "options", NULL, NULL, "subscription-options" },
+	{ "default", NULL, NULL, "retrieve-default-sub" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct pubsub_op pubsub_set_ops[] = {
+	{ "publish", publish, NULL, NULL },
+	{ "retract", retract, NULL, NULL },
+	{ "create", create, NULL, NULL },
+	{ "subscribe", subscription_change, NULL, NULL },
+	{ "unsubscribe", subscription_change, NULL, NULL },
+	{ "options", NULL, NULL, "subscription-options" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct pubsub_op owner_get_ops[] = {
+	{ "configure", NULL, configure_get_step, NULL },
+	{ "default", owner_default, NULL, NULL },
+	{ "subscriptions", NULL, NULL, "manage-subscriptions" },
+	{ "affiliations", NULL, NULL, "modify-affiliations" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct pubsub_op owner_set_ops[] = {
+	{ "configure", NULL, configure_set_step, NULL },
+	{ "delete", NULL, delete_step, NULL },
+	{ "purge", NULL, purge_step, NULL },
+	{ "subscriptions", NULL, NULL, "manage-subscriptions" },
+	{ "affiliations", NULL, NULL, "modify-affiliations" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void dispatch(const struct iq_request *req, const char *ns,
+		     const struct pubsub_op *ops, const char *unknown)
 {
 	const struct xml_node *op = xml_first_element(req->payload);
 
-	if (op == NULL)
+	if (op == NULL) {
 		fail_now(req, "bad-request", NULL, NULL,
 			 "pubsub without an operation");
-	return op;
+		return;
+	}
+	for (; ops->name != NULL; ops++) {
+		if (!xml_is(op, ops->name, ns))
+			continue;
+		if (ops->run != NULL)
+			ops->run(req, op);
+		else if (ops->step != NULL)
+			owner_op(req, op, ops->step);
+		else
+			unsupported(req, ops->feature);
+		return;
+	}
+	fail_now(req, "bad-request", NULL, NULL, unknown);
 }
 
 static void pubsub_get(const struct iq_request *req)
 {
-	const struct xml_node *op = only_op(req);
-
-	if (op == NULL)
-		return;
-	if (xml_is(op, "items", NS_PUBSUB))
-		items(req, op);
-	else if (xml_is(op, "subscriptions", NS_PUBSUB) ||
-		 xml_is(op, "affiliations", NS_PUBSUB))
-		list_own(req, op);
-	else if (xml_is(op, "options", NS_PUBSUB))
-		unsupported(req, "subscription-options");
-	else if (xml_is(op, "default", NS_PUBSUB))
-		unsupported(req, "retrieve-default-sub");
-	else
-		fail_now(req, "bad-request", NULL, NULL,
-			 "unknown pubsub request");
+	dispatch(req, NS_PUBSUB, pubsub_get_ops, "unknown pubsub request");
 }
 
 static void pubsub_set(const struct iq_request *req)
 {
-	const struct xml_node *op = only_op(req);
-
-	if (op == NULL)
-		return;
-	if (xml_is(op, "publish", NS_PUBSUB))
-		publish(req, op);
-	else if (xml_is(op, "retract", NS_PUBSUB))
-		retract(req, op);
-	else if (xml_is(op, "create", NS_PUBSUB))
-		create(req, op);
-	else if (xml_is(op, "subscribe", NS_PUBSUB))
-		subscription_change(req, op, true);
-	else if (xml_is(op, "unsubscribe", NS_PUBSUB))
-		subscription_change(req, op, false);
-	else if (xml_is(op, "options", NS_PUBSUB))
-		unsupported(req, "subscription-options");
-	else
-		fail_now(req, "bad-request", NULL, NULL,
-			 "unknown pubsub request");
+	dispatch(req, NS_PUBSUB, pubsub_set_ops, "unknown pubsub request");
 }
 
 static void owner_get(const struct iq_request *req)
 {
-	const struct xml_node *op = only_op(req);
-
-	if (op == NULL)
-		return;
-	if (xml_is(op, "configure", NS_PUBSUB_OWNER))
-		owner_op(req, op, configure_get_step);
-	else if (xml_is(op, "default", NS_PUBSUB_OWNER))
-		owner_default(req);
-	else if (xml_is(op, "subscriptions", NS_PUBSUB_OWNER))
-		unsupported(req, "manage-subscriptions");
-	else if (xml_is(op, "affiliations", NS_PUBSUB_OWNER))
-		unsupported(req, "modify-affiliations");
-	else
-		fail_now(req, "bad-request", NULL, NULL,
-			 "unknown pubsub#owner request");
+	dispatch(req, NS_PUBSUB_OWNER, owner_get_ops,
+		 "unknown pubsub#owner request");
 }
 
 static void owner_set(const struct iq_request *req)
 {
-	const struct xml_node *op = only_op(req);
-
-	if (op == NULL)
-		return;
-	if (xml_is(op, "configure", NS_PUBSUB_OWNER))
-		owner_op(req, op, configure_set_step);
-	else if (xml_is(op, "delete", NS_PUBSUB_OWNER))
-		owner_op(req, op, delete_step);
-	else if (xml_is(op, "purge", NS_PUBSUB_OWNER))
-		owner_op(req, op, purge_step);
-	else if (xml_is(op, "subscriptions", NS_PUBSUB_OWNER))
-		unsupported(req, "manage-subscriptions");
-	else if (xml_is(op, "affiliations", NS_PUBSUB_OWNER))
-		unsupported(req, "modify-affiliations");
-	else
-		fail_now(req, "bad-request", NULL, NULL,
-			 "unknown pubsub#owner request");
+	dispatch(req, NS_PUBSUB_OWNER, owner_set_ops,
+		 "unknown pubsub#owner request");
 }
 
 /* ---- disco (XEP-0060 §5.2-5.5, XEP-0163 §7.2) ---- */
@@ -1091,6 +1095,7 @@ struct api_op {
 	bool bad;            /* a node name or options we refuse */
 	pep_done_cb *done;
 	pep_items_cb *items_cb;
+	pep_access_cb *access_cb;
 	void *ctx;
 };
 
@@ -1101,6 +1106,28 @@ static void api_free(struct api_op *op)
 	xml_free(op->payload);
 	pep_config_free(&op->want);
 	free(op);
+}
+
+/* A publish or retract ends: the caller hears r (mod_pep.h). */
+static void api_done(struct api_op *op, int r)
+{
+	if (op->done != NULL)
+		op->done(op->ctx, r);
+	api_free(op);
+}
+
+/* A mod_pep.h call's state, kept until its callback has run. */
+static struct api_op *api_new(struct server *srv, const char *node,
+			      const char *id, void *ctx)
+{
+	struct api_op *op = xcalloc(1, sizeof(*op));
+
+	op->srv = srv;
+	op->node = xstrdup(node != NULL ? node : "");
+	op->id = id != NULL ? xstrdup(id) : NULL;
+	op->ctx = ctx;
+	pep_config_default(&op->want);
+	return op;
 }
 
 static void api_published(void *ctx, int result, const struct pep_error *err)
@@ -1115,9 +1142,7 @@ static void api_published(void *ctx, int result, const struct pep_error *err)
 			log_warn("pep: publishing to %s failed: %s", op->node,
 				 err->cond);
 	}
-	if (op->done != NULL)
-		op->done(op->ctx, r);
-	api_free(op);
+	api_done(op, r);
 }
 
 static void api_publish_ready(void *ctx, struct account *a,
@@ -1126,9 +1151,7 @@ static void api_publish_ready(void *ctx, struct account *a,
 	struct api_op *op = ctx;
 
 	if (pa == NULL || op->bad) {
-		if (op->done != NULL)
-			op->done(op->ctx, -1);
-		api_free(op);
+		api_done(op, -1);
 	} else {
 		pep_publish_item(op->srv, a, op->node, op->id, op->payload,
 				 op->has_options ? &op->want : NULL, op->set,
@@ -1191,15 +1214,10 @@ void pep_publish(struct server *srv, const char *owner, const char *node,
 		 const struct pep_publish_options *opts, pep_done_cb *cb,
 		 void *ctx)
 {
-	struct api_op *op = xcalloc(1, sizeof(*op));
+	struct api_op *op = api_new(srv, node, id, ctx);
 
-	op->srv = srv;
-	op->node = xstrdup(node != NULL ? node : "");
-	op->id = id != NULL ? xstrdup(id) : NULL;
 	op->payload = xml_copy(payload);
 	op->done = cb;
-	op->ctx = ctx;
-	pep_config_default(&op->want);
 	/* Refused later, not here: the callback never runs inside the
 	 * call, as with the store. */
 	if (!api_node_ok(node) ||
@@ -1218,9 +1236,7 @@ static void api_retracted(void *ctx, int result, const struct pep_error *err)
 	/* An item that was not there is retracted all the same. */
 	if (result != 0 && strcmp(err->cond, "item-not-found") != 0)
 		r = -1;
-	if (op->done != NULL)
-		op->done(op->ctx, r);
-	api_free(op);
+	api_done(op, r);
 }
 
 static void api_retract_ready(void *ctx, struct account *a,
@@ -1229,9 +1245,7 @@ static void api_retract_ready(void *ctx, struct account *a,
 	struct api_op *op = ctx;
 
 	if (pa == NULL) {
-		if (op->done != NULL)
-			op->done(op->ctx, -1);
-		api_free(op);
+		api_done(op, -1);
 	} else {
 		pep_retract_item(op->srv, a, op->node, op->id, 1,
 				 api_retracted, op);
@@ -1242,14 +1256,9 @@ static void api_retract_ready(void *ctx, struct account *a,
 void pep_retract(struct server *srv, const char *owner, const char *node,
 		 const char *id, pep_done_cb *cb, void *ctx)
 {
-	struct api_op *op = xcalloc(1, sizeof(*op));
+	struct api_op *op = api_new(srv, node, id, ctx);
 
-	op->srv = srv;
-	op->node = xstrdup(node);
-	op->id = xstrdup(id);
 	op->done = cb;
-	op->ctx = ctx;
-	pep_config_default(&op->want);
 	pep_account_get(srv, owner, api_retract_ready, op);
 }
 
@@ -1294,15 +1303,32 @@ static void api_items_ready(void *ctx, struct account *a,
 void pep_items(struct server *srv, const char *owner, const char *node,
 	       const char *id, pep_items_cb *cb, void *ctx)
 {
-	struct api_op *op = xcalloc(1, sizeof(*op));
+	struct api_op *op = api_new(srv, node, id, ctx);
 
-	op->srv = srv;
-	op->node = xstrdup(node);
-	op->id = id != NULL ? xstrdup(id) : NULL;
 	op->items_cb = cb;
-	op->ctx = ctx;
-	pep_config_default(&op->want);
 	pep_account_get(srv, owner, api_items_ready, op);
+}
+
+static void api_access_ready(void *ctx, struct account *a,
+			     struct pep_account *pa)
+{
+	struct api_op *op = ctx;
+	const struct pep_node *n = pa != NULL ? pep_node_find(pa, op->node)
+					      : NULL;
+
+	op->access_cb(op->ctx, n != NULL ? pep_access_name(n->cfg.access)
+					 : NULL);
+	api_free(op);
+	account_unref(a);
+}
+
+void pep_node_access(struct server *srv, const char *owner, const char *node,
+		     pep_access_cb *cb, void *ctx)
+{
+	struct api_op *op = api_new(srv, node, NULL, ctx);
+
+	op->access_cb = cb;
+	pep_account_get(srv, owner, api_access_ready, op);
 }
 
 /* ---- hooks ---- */

@@ -1,6 +1,7 @@
 /* What other modules use of PEP (mod_pep.c): publishing and reading on an
  * account's behalf (XEP-0398 avatar conversion, XEP-0048 bookmark
- * compatibility), and learning of what the account published. All of it
+ * compatibility), asking who may read a node, and learning of what the
+ * account published. All of it
  * keeps XEP-0060's rules: the same node limits, notifications to
  * subscribers, access models. */
 #ifndef ROOST_MOD_PEP_H
@@ -48,6 +49,16 @@ void pep_retract(struct server *srv, const char *owner, const char *node,
  * (no access check). */
 void pep_items(struct server *srv, const char *owner, const char *node,
 	       const char *id, pep_items_cb *cb, void *ctx);
+
+/* The access model of owner's node (XEP-0060 §4.5: "open", "presence",
+ * "roster" or "whitelist", a static string), or NULL when the node does
+ * not exist or the account's nodes could not be read: a caller deciding
+ * whether something may be made public treats NULL as "no". The
+ * configuration is the one in memory when cb runs; cb never runs inside
+ * this call. */
+typedef void pep_access_cb(void *ctx, const char *access_model);
+void pep_node_access(struct server *srv, const char *owner, const char *node,
+		     pep_access_cb *cb, void *ctx);
 
 /* Called after every publish (item non-NULL) or retraction or node
  * deletion (item NULL) on any account's node whose name equals `node`,

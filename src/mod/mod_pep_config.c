@@ -16,11 +16,9 @@
 
 #include "core/module.h"
 #include "mod/mod_pep-private.h"
-#include "util/buf.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
-#include "xml/xml_parser.h"
-#include "xml/xml_writer.h"
+#include "xml/xml_document.h"
 
 #define NS_STORED "urn:xmpp:roost:pep-node:0"
 
@@ -593,7 +591,7 @@ char *pep_node_serialize(const struct pep_node *n, size_t *len_r)
 		xml_add_text_child(x, "group", c->groups[i]);
 	for (size_t i = 0; i < n->nsubs; i++)
 		xml_add_text_child(x, "sub", n->subs[i]);
-	out = pep_xml_string(x, len_r);
+	out = xml_serialize_document(x, len_r);
 	xml_free(x);
 	return out;
 }
@@ -634,7 +632,7 @@ static char **stored_list(const struct xml_node *x, const char *name,
 struct pep_node *pep_node_parse(const char *name, const char *data,
 				size_t len)
 {
-	struct xml_node *x = pep_xml_parse(data, len);
+	struct xml_node *x = xml_parse_document(data, len);
 	struct pep_node *n;
 	struct pep_config *c;
 	const char *v;
@@ -671,89 +669,4 @@ struct pep_node *pep_node_parse(const char *name, const char *data,
 	n->subs = stored_list(x, "sub", &n->nsubs);
 	xml_free(x);
 	return n;
-}
-
-/* ---- parsing our own serializations ---- */
-
-struct reparse {
-	struct xml_node *got;
-	unsigned n;
-	bool bad;
-};
-
-static void rp_open(void *ctx, const struct xml_node *h, const char *ns)
-{
-	(void)ctx;
-	(void)h;
-	(void)ns;
-}
-
-static void rp_element(void *ctx, struct xml_node *el)
-{
-	struct reparse *r = ctx;
-
-	if (r->n++ == 0)
-		r->got = el;
-	else
-		xml_free(el);
-}
-
-static void rp_close(void *ctx)
-{
-	((struct reparse *)ctx)->bad = true;
-}
-
-static void rp_error(void *ctx, const char *condition, const char *text)
-{
-	(void)condition;
-	(void)text;
-	((struct reparse *)ctx)->bad = true;
-}
-
-struct xml_node *pep_xml_parse(const char *data, size_t len)
-{
-	static const char header[] =
-		"<stream:stream xmlns='jabber:client' "
-		"xmlns:stream='http://etherx.jabber.org/streams'>";
-	static const struct xml_parser_callbacks cb = {
-		.stream_open = rp_open,
-		.stanza = rp_element,
-		.stream_close = rp_close,
-		.error = rp_error,
-	};
-	/* What we stored was a payload the parser once accepted, in our
-	 * own serialization: the limits only need to admit it (the header
-	 * counts against the first unit's size). */
-	const struct xml_parser_limits limits = {
-		.max_stanza_bytes = sizeof(header) + len + 1,
-		.max_depth = 1000,
-		.max_attrs = 1000,
-	};
-	struct reparse r = { NULL, 0, false };
-	struct xml_parser *p = xml_parser_new(&limits, &cb, &r);
-
-	if (xml_parser_feed(p, header, sizeof(header) - 1) != 0 ||
-	    xml_parser_feed(p, data, len) != 0)
-		r.bad = true;
-	xml_parser_free(p);
-	if (r.bad || r.n != 1) {
-		xml_free(r.got);
-		return NULL;
-	}
-	return r.got;
-}
-
-char *pep_xml_string(const struct xml_node *node, size_t *len_r)
-{
-	struct buf b = BUF_INIT;
-	size_t len;
-	char *s;
-
-	xml_serialize(&b, node, XML_NS_CLIENT);
-	s = buf_steal(&b, &len);
-	if (s == NULL)
-		s = xstrdup("");
-	if (len_r != NULL)
-		*len_r = len;
-	return s;
 }

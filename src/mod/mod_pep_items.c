@@ -17,6 +17,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
+#include "xml/xml_document.h"
 
 static int64_t now_us(void)
 {
@@ -51,7 +52,7 @@ struct xml_node *pep_item_xml(struct xml_node *parent, const char *ns,
 
 	xml_set_attr(item, "id", it->id);
 	if (with_payload && it->len > 0) {
-		payload = pep_xml_parse(it->data, it->len);
+		payload = xml_parse_document(it->data, it->len);
 		if (payload != NULL)
 			xml_copy_into(item, payload);
 		else
@@ -157,7 +158,7 @@ void pep_publish_item(struct server *srv, struct account *a,
 		fail(cb, ctx, "bad-request", NULL, "the item id is too long");
 		return;
 	}
-	data = pep_xml_string(payload, &len);
+	data = xml_serialize_document(payload, &len);
 	if (len > cfg->pep_max_item_size) {
 		free(data);
 		fail(cb, ctx, "not-acceptable", "payload-too-big", NULL);
@@ -414,7 +415,7 @@ static void read_transient(const struct pep_node *n, const char *const *ids,
 		cb(ctx, 0, NULL, 0);
 		return;
 	}
-	data = pep_xml_string(n->last_payload, &it.len);
+	data = xml_serialize_document(n->last_payload, &it.len);
 	it.id = n->last_id;
 	it.data = data;
 	it.stamp_us = n->last_stamp;
@@ -514,7 +515,7 @@ static void unpersisted(void *ctx, int result,
 
 	if (result > 0 && n == 1 && node != NULL && node->last_id == NULL &&
 	    !node->cfg.persist_items) {
-		node->last_payload = pep_xml_parse(items[0].value, items[0].len);
+		node->last_payload = xml_parse_document(items[0].value, items[0].len);
 		if (node->last_payload != NULL) {
 			node->last_id = xstrdup(items[0].key);
 			node->last_stamp = items[0].stamp_us;
@@ -570,7 +571,7 @@ void pep_items_reconfigure(struct server *srv, struct account *a,
 					    a->bare));
 	} else if (!old->persist_items && n->cfg.persist_items) {
 		if (n->last_id != NULL) {
-			data = pep_xml_string(n->last_payload, &len);
+			data = xml_serialize_document(n->last_payload, &len);
 			store_data_put(srv->store, a->bare, space, n->last_id,
 				       data, len, 0, done_logged,
 				       xasprintf("persisting %s of %s",

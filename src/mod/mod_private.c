@@ -3,7 +3,8 @@
  * writable only by its own resources.
  *
  * Items live in the per-user data store, space "private", key
- * "{namespace}name", value the element as stored_xml_serialize writes it.
+ * "{namespace}name", value the element as xml_serialize_document writes
+ * it.
  * <storage xmlns='storage:bookmarks'/> is not kept here: mod_bookmarks
  * answers it from its XEP-0402 items, so that every client sees one set
  * of bookmarks.
@@ -24,13 +25,13 @@
 #include "core/module.h"
 #include "core/session.h"
 #include "mod/mod_bookmarks.h"
-#include "mod/mod_private.h"
 #include "server.h"
 #include "store/store.h"
 #include "util/hashmap.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
+#include "xml/xml_document.h"
 
 #define NS_PRIVATE "jabber:iq:private"
 #define NS_BOOKMARKS "storage:bookmarks"
@@ -122,7 +123,7 @@ static void got(void *ctx, int result, const struct store_data_item *items,
 		goto out;
 	}
 	if (n == 1) {
-		stored = stored_xml_parse(items[0].value, items[0].len);
+		stored = xml_parse_document(items[0].value, items[0].len);
 		if (stored == NULL)
 			log_error("private: %s: stored item %s is damaged",
 				  p->owner, p->key);
@@ -332,7 +333,7 @@ static void private_iq(const struct iq_request *req)
 		 * item: storing it would give back what a get of nothing
 		 * gives anyway. */
 		if (el->children != NULL || el->attrs != NULL)
-			p->value = stored_xml_serialize(el, &p->len);
+			p->value = xml_serialize_document(el, &p->len);
 		if (p->len > req->srv->cfg->private_max_size) {
 			iq_error(req, "not-acceptable",
 				 "the element is larger than private XML storage allows");

@@ -5,7 +5,7 @@
  * The vCard lives in the per-user data store, space "vcard", key
  * "vcard-temp". The value is a header line holding the SHA-1 of the
  * PHOTO's image ("" when there is none), then the vCard as
- * stored_xml_serialize writes it: presence needs the hash at every login
+ * xml_serialize_document writes it: presence needs the hash at every login
  * (XEP-0153), and reading it from the header spares parsing a vCard of up
  * to vcard_max_size bytes on the event loop.
  *
@@ -21,7 +21,6 @@
 #include "core/jid.h"
 #include "core/module.h"
 #include "mod/mod_avatar.h"
-#include "mod/mod_private.h"
 #include "mod/mod_vcard.h"
 #include "server.h"
 #include "store/store.h"
@@ -30,6 +29,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
+#include "xml/xml_document.h"
 
 #define SPACE "vcard"
 #define KEY "vcard-temp"
@@ -116,7 +116,7 @@ static char *make_value(const char *hash, const struct xml_node *vcard,
 {
 	struct buf b = BUF_INIT;
 	size_t xl;
-	char *xml = stored_xml_serialize(vcard, &xl);
+	char *xml = xml_serialize_document(vcard, &xl);
 
 	buf_appendf(&b, "%s\n", hash);
 	buf_append(&b, xml, xl);
@@ -201,7 +201,7 @@ static void do_get(struct queue *q, struct job *j, const char *xml,
 		   size_t len, bool found)
 {
 	struct iq_request req = job_req(q, j);
-	struct xml_node *vcard = found ? stored_xml_parse(xml, len) : NULL;
+	struct xml_node *vcard = found ? xml_parse_document(xml, len) : NULL;
 
 	if (found && vcard == NULL)
 		log_error("vcard: %s: the stored vCard is damaged", q->owner);
@@ -230,7 +230,7 @@ static void do_photo(struct queue *q, struct job *j, const char *xml,
 		next(q);
 		return;
 	}
-	if (found && (vcard = stored_xml_parse(xml, len)) == NULL) {
+	if (found && (vcard = xml_parse_document(xml, len)) == NULL) {
 		/* Never replace what we cannot read with a vCard holding
 		 * only a photo. */
 		log_error("vcard: %s: the stored vCard is damaged; its photo "

@@ -36,9 +36,13 @@ struct seal_unlocked {
 	pthread_mutex_t lock;
 	uint32_t key_id;
 	size_t nkeys;
-	struct unlocked_key keys[1 + SEAL_MAX_RETIRED];
-	struct open_entry cache[OPEN_CACHE];
+	/* Made on the first open: most sessions never open a record. */
+	struct open_entry *cache;
 	size_t cache_next;
+	/* The current key and the retired ones: as many as the keyring has,
+	 * since an unlocked keyring lives as long as its user's sessions. */
+	size_t nalloc;
+	struct unlocked_key keys[];
 };
 
 struct seal_unlocked *seal_unlocked_new(uint32_t key_id, EVP_PKEY *current,
@@ -51,7 +55,8 @@ struct seal_unlocked *seal_unlocked_new(uint32_t key_id, EVP_PKEY *current,
 		EVP_PKEY_free(current);
 		return NULL;
 	}
-	u = xcalloc(1, sizeof(*u));
+	u = xcalloc(1, sizeof(*u) + (1 + nret) * sizeof(u->keys[0]));
+	u->nalloc = 1 + nret;
 	pthread_mutex_init(&u->lock, NULL);
 	u->key_id = key_id;
 	u->keys[0].key_id = key_id;
@@ -77,7 +82,9 @@ void seal_unlocked_free(struct seal_unlocked *u)
 	for (size_t i = 0; i < u->nkeys; i++)
 		EVP_PKEY_free(u->keys[i].pkey);
 	pthread_mutex_destroy(&u->lock);
-	xfree_secret(u, sizeof(*u));
+	if (u->cache != NULL)
+		xfree_secret(u->cache, OPEN_CACHE * sizeof(*u->cache));
+	xfree_secret(u, sizeof(*u) + u->nalloc * sizeof(u->keys[0]));
 }
 
 uint32_t seal_unlocked_key_id(const struct seal_unlocked *u)
@@ -122,6 +129,8 @@ int seal_unlocked_open_key(struct seal_unlocked *u, uint32_t key_id,
 	if (key == NULL)
 		return -1;
 	pthread_mutex_lock(&u->lock);
+	if (u->cache == NULL)
+		u->cache = xcalloc(OPEN_CACHE, sizeof(*u->cache));
 	for (size_t i = 0; i < OPEN_CACHE; i++) {
 		e = &u->cache[i];
 		if (e->used && e->key_id == key_id && e->store == store &&

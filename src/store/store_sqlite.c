@@ -25,6 +25,7 @@
 #include "seal/seal.h"
 #include "store/store_sqlite_archive.h"
 #include "store/store_sqlite_data.h"
+#include "store/store_sqlite_row.h"
 #include "util/arena.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -1007,18 +1008,6 @@ static int sqlite_keyring_put(struct store *st, const char *local,
 			     error_r);
 }
 
-/* A fixed-size column that is not exactly `len` bytes (a hostile edit)
- * reads as zeros: the walk then condemns the record instead of the
- * process trusting a short buffer. */
-static void column_fixed(sqlite3_stmt *stmt, int col, unsigned char *out,
-			 size_t len)
-{
-	memset(out, 0, len);
-	if (sqlite3_column_type(stmt, col) == SQLITE_BLOB &&
-	    (size_t)sqlite3_column_bytes(stmt, col) == len)
-		memcpy(out, sqlite3_column_blob(stmt, col), len);
-}
-
 static int sqlite_offline_list(struct store *st, const char *local,
 			       const char *domain, struct seal_record **recs_r,
 			       size_t *n_r, const char **error_r)
@@ -1032,28 +1021,8 @@ static int sqlite_offline_list(struct store *st, const char *local,
 	bind_text(stmt, 1, local);
 	bind_text(stmt, 2, domain);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct seal_record *r;
-
 		recs = xgrow(recs, &cap, n + 1, sizeof(*recs));
-		r = &recs[n++];
-		memset(r, 0, sizeof(*r));
-		r->seq = (uint64_t)sqlite3_column_int64(stmt, 0);
-		r->stamp = sqlite3_column_int64(stmt, 1);
-		r->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
-		column_fixed(stmt, 3, r->epk, sizeof(r->epk));
-		column_fixed(stmt, 4, r->nonce, sizeof(r->nonce));
-		if (sqlite3_column_type(stmt, 5) == SQLITE_NULL) {
-			r->wiped = true;
-			r->ct_len = (size_t)sqlite3_column_int64(stmt, 6);
-		} else {
-			int len = sqlite3_column_bytes(stmt, 5);
-			r->ct = xmalloc((size_t)len + 1);
-			if (len > 0)
-				memcpy(r->ct, sqlite3_column_blob(stmt, 5), (size_t)len);
-			r->ct_len = (size_t)len;
-		}
-		column_fixed(stmt, 7, r->chain, sizeof(r->chain));
-		column_fixed(stmt, 8, r->tomb, sizeof(r->tomb));
+		sqlite_record_read(stmt, &recs[n++]);
 	}
 	sqlite3_reset(stmt);
 	if (rc != SQLITE_DONE) {
@@ -1067,14 +1036,11 @@ static int sqlite_offline_list(struct store *st, const char *local,
 	return 0;
 }
 
-static int sqlite_offline_insert(struct store *st, const char *local,
-				 const char *domain,
-				 const struct seal_record *r,
-				 const char **error_r)
+/* ?1 .. ?10 of an insert into the offline store or the archive: the
+ * owner, then the record's columns up to chain (tomb is set by a wipe). */
+static void bind_record(sqlite3_stmt *stmt, const char *local,
+			const char *domain, const struct seal_record *r)
 {
-	struct sqlite_store *s = sqlite_store(st);
-	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_INSERT);
-
 	bind_text(stmt, 1, local);
 	bind_text(stmt, 2, domain);
 	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)r->seq);
@@ -1085,6 +1051,45 @@ static int sqlite_offline_insert(struct store *st, const char *local,
 	sqlite3_bind_blob(stmt, 8, r->ct, (int)r->ct_len, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 9, (sqlite3_int64)r->ct_len);
 	sqlite3_bind_blob(stmt, 10, r->chain, sizeof(r->chain), SQLITE_STATIC);
+}
+
+/* The wipe and the compaction of a sealed store's rows (the offline
+ * store and the archive share their shape): `id` picks the table. */
+static int wipe_row(struct store *st, enum stmt_id id, const char *local,
+		    const char *domain, uint64_t seq,
+		    const unsigned char tomb[32], const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, id);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
+	sqlite3_bind_blob(stmt, 4, tomb, 32, SQLITE_STATIC);
+	return exec_stmt(s, id, error_r);
+}
+
+static int delete_upto(struct store *st, enum stmt_id id, const char *local,
+		       const char *domain, uint64_t upto, const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, id);
+
+	bind_text(stmt, 1, local);
+	bind_text(stmt, 2, domain);
+	sqlite3_bind_int64(stmt, 3, upto > INT64_MAX ? INT64_MAX : (sqlite3_int64)upto);
+	return exec_stmt(s, id, error_r);
+}
+
+static int sqlite_offline_insert(struct store *st, const char *local,
+				 const char *domain,
+				 const struct seal_record *r,
+				 const char **error_r)
+{
+	struct sqlite_store *s = sqlite_store(st);
+	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_INSERT);
+
+	bind_record(stmt, local, domain, r);
 	return exec_stmt(s, STMT_OFFLINE_INSERT, error_r);
 }
 
@@ -1093,37 +1098,19 @@ static int sqlite_offline_wipe(struct store *st, const char *local,
 			       const unsigned char tomb[32],
 			       const char **error_r)
 {
-	struct sqlite_store *s = sqlite_store(st);
-	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_WIPE);
-
-	bind_text(stmt, 1, local);
-	bind_text(stmt, 2, domain);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
-	sqlite3_bind_blob(stmt, 4, tomb, 32, SQLITE_STATIC);
-	return exec_stmt(s, STMT_OFFLINE_WIPE, error_r);
+	return wipe_row(st, STMT_OFFLINE_WIPE, local, domain, seq, tomb,
+			error_r);
 }
 
 static int sqlite_offline_delete(struct store *st, const char *local,
 				 const char *domain, uint64_t upto,
 				 const char **error_r)
 {
-	struct sqlite_store *s = sqlite_store(st);
-	sqlite3_stmt *stmt = stmt_get(s, STMT_OFFLINE_DELETE);
-
-	bind_text(stmt, 1, local);
-	bind_text(stmt, 2, domain);
-	sqlite3_bind_int64(stmt, 3, upto > INT64_MAX ? INT64_MAX : (sqlite3_int64)upto);
-	return exec_stmt(s, STMT_OFFLINE_DELETE, error_r);
+	return delete_upto(st, STMT_OFFLINE_DELETE, local, domain, upto,
+			   error_r);
 }
 
 /* ---- the archive's primitives (store_archive.c drives them) ---- */
-
-static char *column_strdup(sqlite3_stmt *stmt, int col)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, col);
-
-	return xstrdup(t != NULL ? (const char *)t : "");
-}
 
 static int sqlite_archive_list(struct store *st, const char *local,
 			       const char *domain,
@@ -1139,34 +1126,8 @@ static int sqlite_archive_list(struct store *st, const char *local,
 	bind_text(stmt, 1, local);
 	bind_text(stmt, 2, domain);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct store_archive_row *row;
-		struct seal_record *r;
-
 		rows = xgrow(rows, &cap, n + 1, sizeof(*rows));
-		row = &rows[n++];
-		memset(row, 0, sizeof(*row));
-		r = &row->rec;
-		r->seq = (uint64_t)sqlite3_column_int64(stmt, 0);
-		r->stamp = sqlite3_column_int64(stmt, 1);
-		r->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
-		column_fixed(stmt, 3, r->epk, sizeof(r->epk));
-		column_fixed(stmt, 4, r->nonce, sizeof(r->nonce));
-		if (sqlite3_column_type(stmt, 5) == SQLITE_NULL) {
-			r->wiped = true;
-			r->ct_len = (size_t)sqlite3_column_int64(stmt, 6);
-		} else {
-			int len = sqlite3_column_bytes(stmt, 5);
-			r->ct = xmalloc((size_t)len + 1);
-			if (len > 0)
-				memcpy(r->ct, sqlite3_column_blob(stmt, 5), (size_t)len);
-			r->ct_len = (size_t)len;
-		}
-		column_fixed(stmt, 7, r->chain, sizeof(r->chain));
-		column_fixed(stmt, 8, r->tomb, sizeof(r->tomb));
-		row->with = column_strdup(stmt, 9);
-		row->stanza_id = column_strdup(stmt, 10);
-		row->outgoing = sqlite3_column_int64(stmt, 11) != 0;
-		column_fixed(stmt, 12, row->meta, sizeof(row->meta));
+		sqlite_archive_row_read(stmt, &rows[n++]);
 	}
 	sqlite3_reset(stmt);
 	if (rc != SQLITE_DONE) {
@@ -1187,16 +1148,7 @@ static int sqlite_archive_insert(struct store *st, const char *local,
 	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_INSERT);
 	const struct seal_record *r = &row->rec;
 
-	bind_text(stmt, 1, local);
-	bind_text(stmt, 2, domain);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)r->seq);
-	sqlite3_bind_int64(stmt, 4, r->stamp);
-	sqlite3_bind_int64(stmt, 5, r->key_id);
-	sqlite3_bind_blob(stmt, 6, r->epk, sizeof(r->epk), SQLITE_STATIC);
-	sqlite3_bind_blob(stmt, 7, r->nonce, sizeof(r->nonce), SQLITE_STATIC);
-	sqlite3_bind_blob(stmt, 8, r->ct, (int)r->ct_len, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 9, (sqlite3_int64)r->ct_len);
-	sqlite3_bind_blob(stmt, 10, r->chain, sizeof(r->chain), SQLITE_STATIC);
+	bind_record(stmt, local, domain, r);
 	bind_text(stmt, 11, row->with);
 	bind_text(stmt, 12, row->stanza_id);
 	sqlite3_bind_int(stmt, 13, row->outgoing ? 1 : 0);
@@ -1209,27 +1161,16 @@ static int sqlite_archive_wipe(struct store *st, const char *local,
 			       const unsigned char tomb[32],
 			       const char **error_r)
 {
-	struct sqlite_store *s = sqlite_store(st);
-	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_WIPE);
-
-	bind_text(stmt, 1, local);
-	bind_text(stmt, 2, domain);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)seq);
-	sqlite3_bind_blob(stmt, 4, tomb, 32, SQLITE_STATIC);
-	return exec_stmt(s, STMT_ARCHIVE_WIPE, error_r);
+	return wipe_row(st, STMT_ARCHIVE_WIPE, local, domain, seq, tomb,
+			error_r);
 }
 
 static int sqlite_archive_delete(struct store *st, const char *local,
 				 const char *domain, uint64_t upto,
 				 const char **error_r)
 {
-	struct sqlite_store *s = sqlite_store(st);
-	sqlite3_stmt *stmt = stmt_get(s, STMT_ARCHIVE_DELETE);
-
-	bind_text(stmt, 1, local);
-	bind_text(stmt, 2, domain);
-	sqlite3_bind_int64(stmt, 3, upto > INT64_MAX ? INT64_MAX : (sqlite3_int64)upto);
-	return exec_stmt(s, STMT_ARCHIVE_DELETE, error_r);
+	return delete_upto(st, STMT_ARCHIVE_DELETE, local, domain, upto,
+			   error_r);
 }
 
 /* Runs a statement that returns at most one row: 1 row, 0 none, -1. */
@@ -1292,7 +1233,7 @@ static int sqlite_archive_prefs_get(struct store *st, const char *local,
 		row_r->mode = v[0];
 		row_r->always = v[1];
 		row_r->never = v[2];
-		column_fixed(stmt, 3, row_r->mac, sizeof(row_r->mac));
+		sqlite_column_fixed(stmt, 3, row_r->mac, sizeof(row_r->mac));
 		ret = 1;
 	} else if (rc != SQLITE_DONE) {
 		ret = db_error(s, rc, "archive_prefs_get", error_r);

@@ -13,6 +13,7 @@
 
 #include "seal/seal.h"
 #include "store/store-private.h"
+#include "store/store_sqlite_row.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -151,22 +152,6 @@ int sqlite_arc_count(struct sqlite_arc *a, const char *local,
 	return finish(a, AS_COUNT, rc, error_r);
 }
 
-static void column_fixed(sqlite3_stmt *stmt, int col, unsigned char *out,
-			 size_t len)
-{
-	memset(out, 0, len);
-	if (sqlite3_column_type(stmt, col) == SQLITE_BLOB &&
-	    (size_t)sqlite3_column_bytes(stmt, col) == len)
-		memcpy(out, sqlite3_column_blob(stmt, col), len);
-}
-
-static char *column_strdup(sqlite3_stmt *stmt, int col)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, col);
-
-	return xstrdup(t != NULL ? (const char *)t : "");
-}
-
 int sqlite_arc_range(struct sqlite_arc *a, const char *local,
 		     const char *domain, uint64_t lo, uint64_t hi,
 		     struct store_archive_row **rows_r, size_t *n_r,
@@ -178,34 +163,8 @@ int sqlite_arc_range(struct sqlite_arc *a, const char *local,
 	int rc;
 
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		struct store_archive_row *row;
-		struct seal_record *r;
-
 		rows = xgrow(rows, &cap, n + 1, sizeof(*rows));
-		row = &rows[n++];
-		memset(row, 0, sizeof(*row));
-		r = &row->rec;
-		r->seq = (uint64_t)sqlite3_column_int64(stmt, 0);
-		r->stamp = sqlite3_column_int64(stmt, 1);
-		r->key_id = (uint32_t)sqlite3_column_int64(stmt, 2);
-		column_fixed(stmt, 3, r->epk, sizeof(r->epk));
-		column_fixed(stmt, 4, r->nonce, sizeof(r->nonce));
-		if (sqlite3_column_type(stmt, 5) == SQLITE_NULL) {
-			r->wiped = true;
-			r->ct_len = (size_t)sqlite3_column_int64(stmt, 6);
-		} else {
-			int len = sqlite3_column_bytes(stmt, 5);
-			r->ct = xmalloc((size_t)len + 1);
-			if (len > 0)
-				memcpy(r->ct, sqlite3_column_blob(stmt, 5), (size_t)len);
-			r->ct_len = (size_t)len;
-		}
-		column_fixed(stmt, 7, r->chain, sizeof(r->chain));
-		column_fixed(stmt, 8, r->tomb, sizeof(r->tomb));
-		row->with = column_strdup(stmt, 9);
-		row->stanza_id = column_strdup(stmt, 10);
-		row->outgoing = sqlite3_column_int64(stmt, 11) != 0;
-		column_fixed(stmt, 12, row->meta, sizeof(row->meta));
+		sqlite_archive_row_read(stmt, &rows[n++]);
 	}
 	if (finish(a, AS_RANGE, rc, error_r) < 0) {
 		store_archive_rows_free(rows, n);

@@ -380,6 +380,10 @@ void c2s_authenticated(struct c2s *c, const char *local)
 	const struct config *cfg = c->srv->cfg;
 
 	c->local = xstrdup(local);
+	/* Channel binding was SASL's last use of the SSL: from here on an
+	 * idle client need not carry OpenSSL's state. */
+	if (c->srv->cfg->tls_compact)
+		conn_tls_compact(c->conn);
 	c2s_enter(c, C2S_WAIT_HEADER);
 	/* The next bytes are a new stream header (RFC 6120 §6.4.6). */
 	xml_parser_reset(c->parser);
@@ -587,6 +591,7 @@ static void bind_account_loaded(void *ctx, struct account *a)
 	c2s_update_log_ctx(c);
 	log_msg(LOG_INFO, c->log_ctx, "bound");
 	c2s_enter(c, C2S_SESSION);
+	modules_session_bound(c->srv, c->session);
 	send_bind_result(c, br->iq);
 out:
 	xml_free(br->iq);

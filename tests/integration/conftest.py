@@ -15,7 +15,6 @@ import asyncio
 import inspect
 import itertools
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -241,6 +240,13 @@ class ServerInstance:
         except FileNotFoundError:
             return ''
 
+    def wait_log(self, text, count=1, timeout=WAIT):
+        """Wait until `text` stands in the log `count` times."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < count:
+            assert time.monotonic() < deadline, f'no {text!r} in the log'
+            time.sleep(0.05)
+
     def stop(self, check=True):
         """SIGTERM; returns the exit code. With check, asserts a clean exit."""
         if self.proc is None:
@@ -396,12 +402,10 @@ def _shared_server_alive(request):
                 f'restarted it. Log tail:\n{tail}', pytrace=False)
 
 
-@pytest.fixture
-def server_factory():
-    """Dedicated instances for tests that change config or stop the server.
-
-    Instances still running at the end of the test are stopped and checked
-    for a clean exit."""
+def _dedicated_servers():
+    """factory(name, start=True, **options) for new_server instances;
+    those still running at the end are stopped and checked for a clean
+    exit, and all are removed."""
     made = []
 
     def factory(name='extra', start=True, **options):
@@ -418,6 +422,20 @@ def server_factory():
         srv.cleanup()
 
 
+@pytest.fixture
+def server_factory():
+    """Dedicated instances for tests that change config or stop the
+    server, for one test."""
+    yield from _dedicated_servers()
+
+
+@pytest.fixture(scope='module')
+def make_server():
+    """Dedicated instances shared by the tests of one module:
+    make_server(name, **options)."""
+    yield from _dedicated_servers()
+
+
 _user_counter = itertools.count(1)
 
 
@@ -425,17 +443,22 @@ def unique_name(prefix='u'):
     return f'{prefix}{next(_user_counter)}x{secrets.token_hex(3)}'
 
 
+def add_user(srv, prefix='u', password=None):
+    """A new account on srv with a unique name, created via roostctl (or
+    prosodyctl)."""
+    jid = f'{unique_name(prefix)}@{DOMAIN}'
+    password = password or 'pw-' + secrets.token_urlsafe(12)
+    srv.adduser(jid, password)
+    return User(jid, password)
+
+
 @pytest.fixture
 def make_user(server):
-    """make_user(prefix='u', srv=server, password=None) -> User, created via
-    roostctl (or prosodyctl) with a unique name for this test."""
+    """make_user(prefix='u', srv=server, password=None) -> User, made by
+    add_user with a unique name for this test."""
 
     def factory(prefix='u', srv=None, password=None):
-        srv = srv or server
-        jid = f'{unique_name(prefix)}@{DOMAIN}'
-        password = password or 'pw-' + secrets.token_urlsafe(12)
-        srv.adduser(jid, password)
-        return User(jid, password)
+        return add_user(srv or server, prefix, password)
 
     return factory
 

@@ -38,10 +38,37 @@ NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
 NS_PING = 'urn:xmpp:ping'                 # XEP-0199
 NS_VERSION = 'jabber:iq:version'          # XEP-0092
 NS_XML = 'http://www.w3.org/XML/1998/namespace'
+NS_XDATA = 'jabber:x:data'                # XEP-0004
+NS_DELAY = 'urn:xmpp:delay'               # XEP-0203
+NS_FORWARD = 'urn:xmpp:forward:0'         # XEP-0297
+NS_SM = 'urn:xmpp:sm:3'                   # XEP-0198
+NS_MAM = 'urn:xmpp:mam:2'                 # XEP-0313
+NS_SID = 'urn:xmpp:sid:0'                 # XEP-0359
+NS_OFFLINE = 'http://jabber.org/protocol/offline'   # XEP-0013
+NS_CARBONS = 'urn:xmpp:carbons:2'         # XEP-0280
+NS_HINTS = 'urn:xmpp:hints'               # XEP-0334
+NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'   # XEP-0085
+NS_RECEIPTS = 'urn:xmpp:receipts'         # XEP-0184
+NS_PUBSUB = 'http://jabber.org/protocol/pubsub'           # XEP-0060
+NS_PRIVATE = 'jabber:iq:private'          # XEP-0049
+NS_BOOKMARKS = 'storage:bookmarks'        # XEP-0048
+NS_BOOKMARKS2 = 'urn:xmpp:bookmarks:1'    # XEP-0402
+NS_VCARD = 'vcard-temp'                   # XEP-0054
 
 
 def q(ns, tag):
     return f'{{{ns}}}{tag}'
+
+
+def tostr(e):
+    return ET.tostring(e, encoding='unicode')
+
+
+def esc(text):
+    """Text made safe for XML character data and for attribute values in
+    either kind of quotes."""
+    return (text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+            .replace("'", '&apos;').replace('"', '&quot;'))
 
 
 def b64(data):
@@ -176,13 +203,23 @@ class RawStream:
     every byte received on the current stream (after TLS: decrypted)."""
 
     def __init__(self, server, *, direct_tls=False, tls_max=None, port=None,
-                 source=None, alpn=True):
+                 source=None, alpn=True, rcvbuf=None):
+        """rcvbuf: a small SO_RCVBUF, set before connecting (the window is
+        agreed in the handshake), so that the server cannot push much into
+        the socket while the test does not read."""
         self.server = server
         port = port or (server.tls_port if direct_tls else server.c2s_port)
-        self.sock = socket.create_connection(
-            ('127.0.0.1', port), timeout=WAIT,
-            source_address=(source, 0) if source else None)
-        self.sock.settimeout(WAIT)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if rcvbuf is not None:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            if source:
+                self.sock.bind((source, 0))
+            self.sock.settimeout(WAIT)
+            self.sock.connect(('127.0.0.1', port))
+        except OSError:
+            self.sock.close()
+            raise
         self.tls = False
         self.eof = False
         self.all_raw = b''
@@ -320,9 +357,7 @@ class RawStream:
                 raise AssertionError(f'no stream error before close: {e}')
             if elem.tag == q(NS_STREAM, 'error'):
                 error = elem
-        conds = [c.tag for c in error if c.tag.startswith('{' + NS_STREAMS + '}')
-                 and not c.tag.endswith('}text')]
-        assert conds == [q(NS_STREAMS, condition)], \
+        assert conditions(error, NS_STREAMS) == [condition], \
             f'expected stream error {condition}, got {ET.tostring(error)!r}'
         while not self.closed_tag:
             assert self._recv(deadline), 'connection closed without </stream:stream>'
@@ -432,9 +467,9 @@ class RawStream:
         assert jid is not None and jid.text, ET.tostring(elem)
         return jid.text
 
-    def login(self, user, resource=None, mechanism='SCRAM-SHA-1', direct_tls=False):
-        """TLS (unless already), SCRAM, stream restart and bind: returns the
-        full JID. Leaves the stream ready for stanzas."""
+    def authenticate(self, user, mechanism='SCRAM-SHA-1', direct_tls=False):
+        """TLS (unless already), SCRAM and the stream restart: the stream
+        is authenticated, not yet bound. Returns the new features."""
         if direct_tls or self.tls:
             self.open()
         else:
@@ -442,6 +477,12 @@ class RawStream:
         kind, cond = self.scram(mechanism, user.localpart, user.password)
         assert kind == 'success', f'login failed: {cond}'
         self.open()
+        return self.features
+
+    def login(self, user, resource=None, mechanism='SCRAM-SHA-1', direct_tls=False):
+        """authenticate() and bind: returns the full JID. Leaves the
+        stream ready for stanzas."""
+        self.authenticate(user, mechanism, direct_tls)
         return self.bind(resource)
 
     def iq(self, payload, type='get', to=None, iq_id=None):
@@ -462,14 +503,69 @@ def sasl_result(elem):
     raise AssertionError(f'unexpected SASL answer {ET.tostring(elem)!r}')
 
 
+# ---------------------------------------------------------------------------
+# data forms (XEP-0004)
+
+def form(form_type, fields, type='submit'):
+    """An XEP-0004 data form of FORM_TYPE form_type; fields: {var: value
+    or [values]}."""
+    out = (f"<x xmlns='{NS_XDATA}' type='{type}'><field var='FORM_TYPE' type='hidden'>"
+           f"<value>{form_type}</value></field>")
+    for var, value in fields.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        out += f"<field var='{esc(var)}'>" + ''.join(
+            f'<value>{esc(str(v))}</value>' for v in values) + '</field>'
+    return out + '</x>'
+
+
+def form_values(x):
+    """{var: value or [values]} of a data form element."""
+    out = {}
+    for f in x.findall(q(NS_XDATA, 'field')):
+        vals = [v.text or '' for v in f.findall(q(NS_XDATA, 'value'))]
+        out[f.get('var')] = vals if f.get('type') in ('list-multi', 'jid-multi') else (vals[0] if vals else None)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# errors and results (ElementTree elements)
+
+def conditions(error, ns):
+    """Local names of the defined conditions (children in namespace ns,
+    but <text/>) of a stanza's <error/> or a <stream:error/>."""
+    return [c.tag.split('}', 1)[1] for c in error
+            if c.tag.startswith('{' + ns + '}') and not c.tag.endswith('}text')]
+
+
 def stanza_error(elem):
     """(type, condition) of a stanza error element's <error/> child."""
     err = elem.find(q(elem.tag.split('}')[0][1:], 'error'))
     if err is None:
         return None, None
-    conds = [c.tag.split('}', 1)[1] for c in err if c.tag.startswith('{' + NS_STANZAS + '}')
-             and not c.tag.endswith('}text')]
+    conds = conditions(err, NS_STANZAS)
     return err.get('type'), (conds[0] if conds else None)
+
+
+def error_cond(elem):
+    """The condition of an error stanza, which it must be."""
+    assert elem.get('type') == 'error', f'expected an error, got {tostr(elem)}'
+    return stanza_error(elem)[1]
+
+
+def error_of(e):
+    """(type, condition, [tags of the other children of <error/>]) of an
+    error stanza; the condition is a list unless there is exactly one."""
+    err = e.find(q(NS_CLIENT, 'error'))
+    assert err is not None, f'no <error/> in {tostr(e)}'
+    conds = conditions(err, NS_STANZAS)
+    others = [c.tag for c in err if not c.tag.startswith('{' + NS_STANZAS + '}')]
+    return err.get('type'), (conds[0] if len(conds) == 1 else conds), others
+
+
+def ok(e):
+    """e, which must be an IQ result."""
+    assert e.get('type') == 'result', tostr(e)
+    return e
 
 
 # ---------------------------------------------------------------------------
@@ -623,7 +719,7 @@ class LoginFailed(AssertionError):
 
 
 # ---------------------------------------------------------------------------
-# predicates on slixmpp stanzas
+# predicates on slixmpp stanzas or ElementTree elements
 
 def el(stanza):
     return stanza.xml
@@ -632,7 +728,7 @@ def el(stanza):
 def is_presence(frm=None, type=None, to=None):
     """type None matches available presence (no type attribute)."""
     def pred(st):
-        x = st.xml
+        x = getattr(st, 'xml', st)
         if x.tag != q(NS_CLIENT, 'presence'):
             return False
         if (x.get('type') or None) != type:
@@ -647,7 +743,7 @@ def is_presence(frm=None, type=None, to=None):
 
 def is_message(frm=None, body=None, type=None):
     def pred(st):
-        x = st.xml
+        x = getattr(st, 'xml', st)
         if x.tag != q(NS_CLIENT, 'message'):
             return False
         if type is not None and (x.get('type') or 'normal') != type:

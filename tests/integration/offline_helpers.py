@@ -14,29 +14,13 @@ import sqlite3
 import struct
 import time
 import uuid
-import xml.etree.ElementTree as ET
 
-from helpers import (DOMAIN, NS_CLIENT, NS_PING, WAIT, RawStream, q,
-                     stanza_error)
-
-NS_OFFLINE = 'http://jabber.org/protocol/offline'
-NS_DELAY = 'urn:xmpp:delay'
-NS_HINTS = 'urn:xmpp:hints'              # XEP-0334
-NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
-NS_RECEIPTS = 'urn:xmpp:receipts'
-NS_XDATA = 'jabber:x:data'
-NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
-NS_DISCO_ITEMS = 'http://jabber.org/protocol/disco#items'
-NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
+from helpers import DOMAIN, NS_CLIENT, NS_DELAY, NS_OFFLINE, WAIT, esc, q, tostr
+from streams import KeptStream
 
 
 def marker(prefix='m'):
     return f'{prefix}{uuid.uuid4().hex[:16]}'
-
-
-def xml_escape(text):
-    return (text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-            .replace("'", '&apos;').replace('"', '&quot;'))
 
 
 # ---------------------------------------------------------------------------
@@ -101,43 +85,13 @@ def offline_item_node(e):
     return None if item is None else item.get('node')
 
 
-def error_of(e):
-    """(type, condition) of a stanza error."""
-    return stanza_error(e)
-
-
-def tostr(e):
-    return ET.tostring(e, encoding='unicode')
-
-
 # ---------------------------------------------------------------------------
-# raw streams that keep what they read
+# raw streams
 
-class OfflineStream(RawStream):
-    """RawStream whose waits keep (in `backlog`) every element they pass
-    over, so nothing the server sends is silently dropped by the test.
+class OfflineStream(KeptStream):
+    """A KeptStream (see streams.py) that logs in with any mechanism and
+    can end the connection without closing the stream."""
 
-    rcvbuf: a small SO_RCVBUF set before connecting, so that the server
-    cannot push much into the socket while the test does not read."""
-
-    def __init__(self, server, rcvbuf=None, **kw):
-        self.backlog = []
-        if rcvbuf is None:
-            super().__init__(server, **kw)
-            return
-        self.server = server
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.settimeout(WAIT)
-        sock.connect(('127.0.0.1', server.c2s_port))
-        self.sock = sock
-        self.tls = False
-        self.eof = False
-        self.all_raw = b''
-        self.features = None
-        self._reset_parser()
-
-    # -- session -------------------------------------------------------------
     def login_user(self, user, resource=None, mechanism='SCRAM-SHA-1'):
         """TLS, SASL (SCRAM-* or PLAIN), bind: returns the full JID."""
         if mechanism == 'PLAIN':
@@ -145,129 +99,21 @@ class OfflineStream(RawStream):
             kind, cond = self.plain(user.localpart, user.password)
             assert kind == 'success', f'PLAIN login failed: {cond}'
             self.open()
-            return self.bind(resource)
-        return self.login(user, resource=resource, mechanism=mechanism)
+            self.full = self.bind(resource)
+        else:
+            self.full = self.login(user, resource=resource, mechanism=mechanism)
+        return self.full
 
     def presence(self, priority=None):
         prio = f'<priority>{priority}</priority>' if priority is not None else ''
         self.send(f'<presence>{prio}</presence>')
 
-    # -- reading -------------------------------------------------------------
-    def _pull(self, deadline):
-        """Move parsed elements to the backlog, reading once if none.
-        Returns False on EOF or at the deadline."""
-        if self.elements:
-            self.backlog.extend(self.elements)
-            self.elements = []
-            return True
-        if self.eof:
-            return False
-        try:
-            ok = self._recv(deadline)
-        except TimeoutError:
-            return False
-        self.backlog.extend(self.elements)
-        self.elements = []
-        return ok
-
-    def take(self, pred=None):
-        """Remove and return the backlog's elements matching pred."""
-        pred = pred or (lambda e: True)
-        got = [e for e in self.backlog if pred(e)]
-        self.backlog = [e for e in self.backlog if not pred(e)]
-        return got
-
-    def wait_for_elem(self, pred, timeout=WAIT, what='element'):
-        """First backlog element matching pred (removed from the backlog)."""
-        deadline = time.monotonic() + timeout
-        more = True
-        while True:
-            for i, e in enumerate(self.backlog):
-                if pred(e):
-                    return self.backlog.pop(i)
-            if not more:
-                raise AssertionError(
-                    f'no {what} within {timeout}s (eof={self.eof}); backlog: '
-                    + ' | '.join(tostr(e)[:300] for e in self.backlog[-8:]))
-            more = time.monotonic() < deadline and self._pull(deadline)
-
-    def collect(self, pred, n, timeout=WAIT, what='messages'):
-        """Wait until the backlog holds n elements matching pred; return
-        them (removed), in arrival order. Fewer than n at the timeout or at
-        EOF is an AssertionError naming what did arrive."""
-        deadline = time.monotonic() + timeout
-        more = True
-        while sum(1 for e in self.backlog if pred(e)) < n:
-            if not more:
-                have = [e for e in self.backlog if pred(e)]
-                raise AssertionError(
-                    f'expected {n} {what}, got {len(have)} within {timeout}s '
-                    f'(eof={self.eof}); last: '
-                    + ' | '.join(tostr(e)[:300] for e in have[-3:]))
-            more = time.monotonic() < deadline and self._pull(deadline)
-        got, rest, k = [], [], 0
-        for e in self.backlog:
-            if k < n and pred(e):
-                got.append(e)
-                k += 1
-            else:
-                rest.append(e)
-        self.backlog = rest
-        return got
-
-    def drain(self, seconds):
-        """Read for `seconds` (or until EOF); returns and clears the whole
-        backlog."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self._pull(deadline):
-            pass
-        out, self.backlog = self.backlog, []
-        return out
-
-    def read_to_eof(self, timeout=WAIT):
-        """Read until the server closes the connection; returns and clears
-        the backlog."""
-        deadline = time.monotonic() + timeout
-        while not self.eof:
-            if time.monotonic() >= deadline:
-                raise AssertionError(f'server did not close within {timeout}s')
-            self._pull(deadline)
-        self._pull(deadline)
-        out, self.backlog = self.backlog, []
-        return out
-
     def iq_collect(self, payload, type='get', to=None, timeout=WAIT):
         """Send an IQ; returns (response, elements that arrived before the
         response). The latter are removed from the backlog."""
-        iq_id = 'iq-' + uuid.uuid4().hex[:10]
-        to_attr = f" to='{to}'" if to else ''
-        self.send(f"<iq type='{type}' id='{iq_id}'{to_attr}>{payload}</iq>")
-        resp = self.wait_for_elem(
-            lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == iq_id
-            and e.get('type') in ('result', 'error'), timeout, what=f'answer to IQ {iq_id}')
-        before = self.backlog
-        self.backlog = []
+        resp = self.iq(payload, type=type, to=to, timeout=timeout)
+        before, self.backlog = self.backlog, []
         return resp, before
-
-    def ping(self, timeout=WAIT):
-        """Round trip to the server; what arrived before the pong stays in
-        the backlog."""
-        keep = self.backlog
-        self.backlog = []
-        resp, before = self.iq_collect(f"<ping xmlns='{NS_PING}'/>", to=DOMAIN, timeout=timeout)
-        self.backlog = keep + before
-        assert resp.get('type') == 'result', tostr(resp)
-
-    def end(self, timeout=WAIT):
-        """Close the stream properly and wait for the server to close the
-        connection; returns what arrived meanwhile."""
-        try:
-            self.send('</stream:stream>')
-            return self.read_to_eof(timeout)
-        except OSError:
-            return []
-        finally:
-            self.close()
 
     # -- ending without closing the stream ----------------------------------
     def half_close(self):
@@ -320,7 +166,7 @@ class Sender:
     def send(self, to, body=None, type='chat', id=None, extra=''):
         id = id or 'm-' + uuid.uuid4().hex[:10]
         type_attr = f" type='{type}'" if type else ''
-        b = f'<body>{xml_escape(body)}</body>' if body is not None else ''
+        b = f'<body>{esc(body)}</body>' if body is not None else ''
         self.s.send(f"<message to='{to}' id='{id}'{type_attr}>{b}{extra}</message>")
         self.sent += 1
         return id
@@ -331,13 +177,13 @@ class Sender:
         for i, body in enumerate(bodies):
             ids.append(self.send(to, body, type=type, id=f'bulk-{i}'))
             if (i + 1) % chunk == 0:
-                self.s.ping(timeout=60)
-        self.s.ping(timeout=60)
+                self.s.sync(timeout=60)
+        self.s.sync(timeout=60)
         return ids
 
     def wait_error(self, id, timeout=WAIT):
-        return self.s.wait_for_elem(lambda e: is_error_msg(e) and e.get('id') == id,
-                                    timeout, what=f'error for message {id}')
+        return self.s.wait(lambda e: is_error_msg(e) and e.get('id') == id,
+                           timeout, what=f'error for message {id}')
 
     def errors(self, wait=0.5):
         """Every error message that arrived (or arrives within `wait`)."""
@@ -411,7 +257,7 @@ def wait_stored(srv, user, n, timeout=WAIT, sender=None):
         if have >= n:
             return have
         if sender is not None:
-            sender.s._pull(time.monotonic() + 0.05)
+            sender.s.pull(time.monotonic() + 0.05)
             errs = [e for e in sender.s.backlog if is_error_msg(e)]
             if errs:
                 raise AssertionError(f'{user.jid}: {have} live offline records, expected {n}; '

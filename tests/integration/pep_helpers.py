@@ -7,16 +7,14 @@ import base64
 import hashlib
 import uuid
 
-from blocking_helpers import Stream, error_of, esc, tostr
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, q
+from helpers import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_PUBSUB, NS_XDATA, error_of,
+                     esc, form, form_values, q, tostr)
+from streams import Session
 
 NS_CAPS = 'http://jabber.org/protocol/caps'
-NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
 NS_OWNER = NS_PUBSUB + '#owner'
 NS_EVENT = NS_PUBSUB + '#event'
 NS_ERRORS = NS_PUBSUB + '#errors'
-NS_XDATA = 'jabber:x:data'
-NS_DELAY = 'urn:xmpp:delay'
 PUBLISH_OPTIONS = NS_PUBSUB + '#publish-options'
 NODE_CONFIG = NS_PUBSUB + '#node_config'
 CAPS_NODE = 'https://roost.test/client'
@@ -44,9 +42,9 @@ def client_features(notify=(), extra=()):
             + [n + '+notify' for n in notify] + list(extra))
 
 
-class PepStream(Stream):
-    """A logged-in stream (see blocking_helpers.Stream) that can announce
-    XEP-0115 caps with "+notify" interests."""
+class PepStream(Session):
+    """A Session (see streams.py), by default without presence, that can
+    announce XEP-0115 caps with "+notify" interests."""
 
     IDENTITY = ('client', 'pc', '', 'roost-test')
 
@@ -115,30 +113,16 @@ class PepStream(Stream):
         return form_values(r.find(f'{q(NS_OWNER, "pubsub")}/{q(NS_OWNER, "configure")}/{q(NS_XDATA, "x")}'))
 
 
+def stream(server, user, resource=None, prefix='r'):
+    """A PepStream on a resource of its own unless one is named."""
+    return PepStream(server, user, resource or prefix + uuid.uuid4().hex[:6])
+
+
 def is_caps_query():
     def pred(e):
         return (e.tag == q(NS_CLIENT, 'iq') and e.get('type') == 'get'
                 and e.get('from') == DOMAIN and e.find(q(NS_DISCO_INFO, 'query')) is not None)
     return pred
-
-
-def form(form_type, fields, type='submit'):
-    out = (f"<x xmlns='{NS_XDATA}' type='{type}'><field var='FORM_TYPE' type='hidden'>"
-           f"<value>{form_type}</value></field>")
-    for var, value in fields.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        out += f"<field var='{esc(var)}'>" + ''.join(
-            f'<value>{esc(str(v))}</value>' for v in values) + '</field>'
-    return out + '</x>'
-
-
-def form_values(x):
-    """{var: value or [values]} of a data form element."""
-    out = {}
-    for f in x.findall(q(NS_XDATA, 'field')):
-        vals = [v.text or '' for v in f.findall(q(NS_XDATA, 'value'))]
-        out[f.get('var')] = vals if f.get('type') in ('list-multi', 'jid-multi') else (vals[0] if vals else None)
-    return out
 
 
 def publish_xml(node, payload, item_id=None, options=None):

@@ -4,23 +4,24 @@ XEP-0398 conversion between the vCard PHOTO and XEP-0084 PEP avatars.
 Presence: the hash of the stored vCard's image is in every available
 presence (broadcast and directed), replacing a stale one and filling an
 empty <x/>, while an empty <photo/> is left alone; it is there after a
-restart; a new image makes the online resources' presence go out again.
+restart, in the very first presence after a login; a new image makes the
+online resources' presence go out again.
 
 Conversion (needs mod_pep): a vCard image is published to
 urn:xmpp:avatar:data and :metadata; a XEP-0084 publish becomes the
-vCard's PHOTO (and the presence hash); an empty <metadata/> removes it;
-data that does not match its id is not copied."""
+vCard's PHOTO (and the presence hash) when the data node is open, and
+leaves the vCard alone when it is not (XEP-0398 §6); an empty
+<metadata/> removes it; data that does not match its id is not copied."""
 
 import asyncio
 import base64
 import hashlib
 import struct
-import uuid
 import zlib
 
 import pytest
 
-from conftest import new_server, unique_name, User
+from conftest import add_user
 from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, error_condition, is_presence, q
 from test_presence import mutual, send_presence
 from test_session import features
@@ -81,28 +82,8 @@ def presence_with_photo(frm, photo):
     return pred
 
 
-@pytest.fixture(scope='module')
-def make_server():
-    made = []
-
-    def factory(name, **options):
-        srv = new_server(name, **options)
-        made.append(srv)
-        srv.start()
-        return srv
-
-    yield factory
-    for srv in made:
-        if srv.proc is not None and srv.proc.returncode is None:
-            srv.stop(check=True)
-        srv.cleanup()
-
-
 def new_user(srv, prefix='av'):
-    jid = f'{unique_name(prefix)}@{DOMAIN}'
-    user = User(jid, 'pw-' + uuid.uuid4().hex[:10])
-    srv.adduser(jid, user.password)
-    return user
+    return add_user(srv, prefix)
 
 
 # ---------------------------------------------------------------------------
@@ -228,9 +209,8 @@ async def test_directed_presence_carries_hash(server, users):
 
 
 async def test_hash_after_restart(make_server):
-    """The hash comes from the stored vCard at the first presence after a
-    restart: contacts get it without the client putting it there (the
-    first presence may go out before it is read, then again with it)."""
+    """The hash comes from the stored vCard after a restart: contacts get
+    it without the client putting it there."""
     srv = make_server('avrestart')
     ua, ub = new_user(srv), new_user(srv)
     a, b = await mutual(srv, ua, ub)
@@ -250,6 +230,51 @@ async def test_hash_after_restart(make_server):
     got = await b.wait(lambda st: is_presence(frm=ua.jid)(st) and 'later' in str(st))
     assert photo_of(got) == sha1(img)
     await a.stop()
+    await b.stop()
+
+
+def login_and_present(srv, user, resource):
+    """A raw client that, once bound, reads its own vCard (as clients do
+    to show the user's avatar) and sends its initial presence the moment
+    it has the answer."""
+    s = srv.raw()
+    s.login(user, resource)
+    resp = s.iq(f"<vCard xmlns='{NS_VCARD}'/>")
+    assert resp.get('type') == 'result', resp
+    s.send('<presence/>')
+    return s
+
+
+async def test_first_presence_after_login_has_hash(make_server):
+    """The hash is read when the resource binds, before anything the
+    client asks for: the account's first presence after it was loaded
+    already carries it, so contacts see the avatar at once, in one
+    presence, not one without the hash then another with it. (The vCard
+    read orders the test: the server answers a client's vCard requests
+    after the hash read begun at bind. A client that sends presence at
+    once may still beat that read; it then gets the old two presences.)"""
+    srv = make_server('avlogin')
+    ua, ub = new_user(srv), new_user(srv)
+    a, b = await mutual(srv, ua, ub)
+    img = png((210, 220, 230))
+    await set_photo(a, img)
+    await b.wait(presence_with_photo(f'{ua.jid}/a', sha1(img)))
+    await a.stop()
+    # A's last session is gone: the account (and the hash with it) is
+    # unloaded; the next login loads it again.
+    await b.wait(is_presence(frm=f'{ua.jid}/a', type='unavailable'), what='A offline')
+    await asyncio.sleep(0.3)
+    b.clear()
+    loop = asyncio.get_event_loop()
+    raw = await loop.run_in_executor(None, login_and_present, srv, ua, 'a2')
+    try:
+        first = await b.wait(is_presence(frm=f'{ua.jid}/a2'), what="A's presence")
+        assert photo_of(first) == sha1(img), str(first)
+        await asyncio.sleep(0.5)
+        again = [str(st) for st in b.received if is_presence(frm=f'{ua.jid}/a2')(st)]
+        assert again == [], again
+    finally:
+        raw.close()
     await b.stop()
 
 
@@ -451,6 +476,65 @@ async def test_pep_avatar_becomes_vcard_photo(server, users):
     await publish(a, NS_META, None, f"<metadata xmlns='{NS_META}'/>")
     await wait_until(lambda: _no_photo(b, ua.jid), 'photo removed')
     await b.wait(presence_with_photo(f'{ua.jid}/a', ''), what='empty photo after disabling')
+    await a.stop()
+    await b.stop()
+
+
+async def configure_access(c, node, access):
+    resp = await c.iq(f"<pubsub xmlns='{NS_PUBSUB}#owner'><configure node='{node}'>"
+                      f"<x xmlns='jabber:x:data' type='submit'>"
+                      f"<field var='FORM_TYPE' type='hidden'><value>{NS_PUBSUB}#node_config</value></field>"
+                      f"<field var='pubsub#access_model'><value>{access}</value></field>"
+                      f"</x></configure></pubsub>", type='set')
+    assert resp['type'] == 'result', str(resp)
+
+
+async def test_non_open_pep_avatar_not_copied(server, users):
+    """XEP-0398 §6: a PEP avatar goes into the (world-readable) vCard only
+    when its data node is open. A presence-only one leaves the vCard, and
+    so the hash in presence, as they were; the same avatar is copied once
+    the data node is open and the metadata is published again."""
+    ua, ub = users
+    a, b = await mutual(server, ua, ub)
+    old = png((11, 22, 33))
+    await set_photo(a, old)
+    await b.wait(presence_with_photo(f'{ua.jid}/a', sha1(old)))
+    # Wait for the vCard image's own trip to PEP (open nodes), so that it
+    # cannot land after the publishes below.
+    async def mirrored():
+        resp = await a.iq(f"<pubsub xmlns='{NS_PUBSUB}'><items node='{NS_META}'/></pubsub>")
+        if resp['type'] != 'result':
+            assert error_condition(resp) == ('cancel', 'item-not-found'), str(resp)
+            return False
+        items = resp.xml.findall(f"{q(NS_PUBSUB, 'pubsub')}/{q(NS_PUBSUB, 'items')}/{q(NS_PUBSUB, 'item')}")
+        return items and items[-1].get('id') == sha1(old)
+    await wait_until(mirrored, 'vCard image in PEP')
+    await configure_access(a, NS_DATA, 'presence')
+
+    img = png((44, 55, 66))
+    h = sha1(img)
+    b.clear()
+    await publish(a, NS_DATA, h, f"<data xmlns='{NS_DATA}'>{base64.b64encode(img).decode()}</data>",
+                  access='presence')
+    # The metadata node being open does not matter: the image is in the
+    # data node.
+    await publish(a, NS_META, h, f"<metadata xmlns='{NS_META}'><info bytes='{len(img)}' id='{h}' "
+                                 f"type='image/png'/></metadata>")
+    await asyncio.sleep(0.7)
+    assert await vcard_photo(b, ua.jid) == (old, 'image/png')
+    assert [photo_of(st) for st in b.received if is_presence(frm=ua.jid)(st)] == []
+    # The contact still gets the image by PEP, as the user chose.
+    data = await pep_items(b, NS_DATA, owner=ua.jid, item_id=h)
+    assert len(data) == 1 and data[0].get('id') == h
+
+    await configure_access(a, NS_DATA, 'open')
+    await publish(a, NS_META, h, f"<metadata xmlns='{NS_META}'><info bytes='{len(img)}' id='{h}' "
+                                 f"type='image/png'/></metadata>")
+    async def copied():
+        got = await vcard_photo(b, ua.jid)
+        return got if got and got[0] == img else None
+    assert await wait_until(copied, 'open avatar in the vCard') == (img, 'image/png')
+    await b.wait(presence_with_photo(f'{ua.jid}/a', h), what='hash of the open avatar')
     await a.stop()
     await b.stop()
 

@@ -11,14 +11,13 @@ import sqlite3
 
 import pytest
 
-from blocking_helpers import (Stream, befriend, error_of, is_message,
-                              is_presence, tostr)
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, WAIT, q
+from helpers import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, WAIT, error_of, is_message,
+                     is_presence, q, tostr)
+from mam_helpers import archived_bodies
+from streams import Session, befriend
 
 NS_BLOCKING = 'urn:xmpp:blocking'
 NS_BLOCKING_ERRORS = 'urn:xmpp:blocking:errors'
-NS_MAM = 'urn:xmpp:mam:2'
-NS_FORWARD = 'urn:xmpp:forward:0'
 
 
 def blocklist(s):
@@ -77,29 +76,11 @@ def offline_rows(srv, jid):
         conn.close()
 
 
-def archived_bodies(s, with_jid):
-    """Bodies of s's archived messages with `with_jid` (XEP-0313)."""
-    qid = 'q1'
-    form = (f"<x xmlns='jabber:x:data' type='submit'>"
-            f"<field var='FORM_TYPE' type='hidden'><value>{NS_MAM}</value></field>"
-            f"<field var='with'><value>{with_jid}</value></field></x>")
-    r = s.iq(f"<query xmlns='{NS_MAM}' queryid='{qid}'>{form}</query>", type='set')
-    assert r.get('type') == 'result', tostr(r)
-    bodies = []
-    for m in s.backlog[:]:
-        res = m.find(q(NS_MAM, 'result'))
-        if m.tag == q(NS_CLIENT, 'message') and res is not None and res.get('queryid') == qid:
-            s.backlog.remove(m)
-            fwd = res.find(q(NS_FORWARD, 'forwarded'))
-            bodies.append(fwd.find(q(NS_CLIENT, 'message')).findtext(q(NS_CLIENT, 'body')))
-    return bodies
-
-
 @pytest.fixture
 def pair(server, make_user):
     """Two available, mutually subscribed users."""
     ua, ub = make_user('a'), make_user('b')
-    a, b = Stream(server, ua, 'ra'), Stream(server, ub, 'rb')
+    a, b = Session(server, ua, 'ra'), Session(server, ub, 'rb')
     befriend(a, b)
     yield a, b
     a.close()
@@ -113,7 +94,7 @@ pytestmark = pytest.mark.roost_only
 # the list
 
 def test_feature_on_server_and_account(server, user):
-    s = Stream(server, user, presence=False)
+    s = Session(server, user, presence=False)
     for target in (DOMAIN, user.jid):
         r = s.iq(f"<query xmlns='{NS_DISCO_INFO}'/>", to=target)
         features = {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
@@ -121,7 +102,7 @@ def test_feature_on_server_and_account(server, user):
 
 
 def test_block_unblock_and_unblock_all(server, user):
-    s = Stream(server, user, presence=False)
+    s = Session(server, user, presence=False)
     assert blocklist(s) == []
     # Items come back prepared (nodeprep lowercases the localpart).
     ok(block(s, 'Romeo@Montague.Lit', 'iago@shakespeare.lit'))
@@ -140,7 +121,7 @@ def test_block_unblock_and_unblock_all(server, user):
 
 def test_errors(server, make_user):
     ua, ub = make_user('a'), make_user('b')
-    s = Stream(server, ua, presence=False)
+    s = Session(server, ua, presence=False)
     r = s.iq(f"<block xmlns='{NS_BLOCKING}'/>", type='set')
     assert error_of(r)[:2] == ('modify', 'bad-request'), tostr(r)
     for bad in ('@nolocal.lit', 'a@b@c', 'user@', 'has space@x.lit', ''):
@@ -158,19 +139,19 @@ def test_errors(server, make_user):
     r = s.iq(f"<block xmlns='{NS_BLOCKING}'>{items_xml(['x@y.lit'])}</block>")
     assert error_of(r)[:2] == ('modify', 'bad-request'), tostr(r)
     # Another user's list is not ours to read or change.
-    ok(Stream(server, ub, presence=False).iq(f"<block xmlns='{NS_BLOCKING}'>"
+    ok(Session(server, ub, presence=False).iq(f"<block xmlns='{NS_BLOCKING}'>"
                                              f"{items_xml(['x@y.lit'])}</block>", type='set'))
     r = s.iq(f"<blocklist xmlns='{NS_BLOCKING}'/>", to=ub.jid)
     assert error_of(r)[:2] == ('cancel', 'not-allowed'), tostr(r)
     r = s.iq(f"<unblock xmlns='{NS_BLOCKING}'/>", type='set', to=ub.jid)
     assert error_of(r)[:2] == ('cancel', 'not-allowed'), tostr(r)
-    assert blocklist(Stream(server, ub, presence=False)) == ['x@y.lit']
+    assert blocklist(Session(server, ub, presence=False)) == ['x@y.lit']
 
 
 def test_pushes_go_to_every_interested_resource(server, user):
-    r1 = Stream(server, user, 'r1')
-    r2 = Stream(server, user, 'r2', presence=False)
-    r3 = Stream(server, user, 'r3')   # never asks for the list
+    r1 = Session(server, user, 'r1')
+    r2 = Session(server, user, 'r2', presence=False)
+    r3 = Session(server, user, 'r3')   # never asks for the list
     blocklist(r1)
     blocklist(r2)
     for s in (r1, r2, r3):
@@ -242,22 +223,22 @@ def test_iq_from_blocked_contact(server, pair):
 
 def test_messages_to_offline_user_not_stored(server, make_user):
     ua, ub = make_user('a'), make_user('b')
-    a = Stream(server, ua)
+    a = Session(server, ua)
     ok(block(a, ub.jid))
-    a.logout()
-    b = Stream(server, ub)
+    a.end()
+    b = Session(server, ub)
     b.message(ua.jid, 'while offline', id='off1')
     err = b.wait(is_error_from(ua.jid))
     assert error_of(err)[:2] == ('cancel', 'service-unavailable'), tostr(err)
     assert offline_rows(server, ua.jid) == 0
-    a = Stream(server, ua)
+    a = Session(server, ua)
     a.none(is_message(frm=ub.jid), what='stored message from a blocked JID')
     # The control: once unblocked, a message to the offline user is kept.
     ok(unblock(a, ub.jid))
-    a.logout()
+    a.end()
     b.message(ua.jid, 'stored now', id='off2')
     b.none(is_error_from(ua.jid), wait=0.5)
-    a = Stream(server, ua)
+    a = Session(server, ua)
     a.wait(is_message(frm=ub.jid, body='stored now'))
 
 
@@ -292,7 +273,7 @@ def test_presence_stops_both_ways_and_unblock_restores(server, pair):
     a.none(lambda e: e.tag == q(NS_CLIENT, 'presence') and
            e.get('from', '').startswith(b.bare), what="b's presence")
     # Nor does a new session's initial presence or probe.
-    b2 = Stream(server, b.user, 'rb2')
+    b2 = Session(server, b.user, 'rb2')
     b2.none(is_presence(frm=a.bare), what="a's presence to a new resource of b")
     a.none(lambda e: e.tag == q(NS_CLIENT, 'presence') and
            e.get('from', '').startswith(b.bare), what="b's new resource")
@@ -308,14 +289,14 @@ def test_presence_stops_both_ways_and_unblock_restores(server, pair):
 
 def test_block_drops_pending_subscription_request(server, make_user):
     ua, ub = make_user('a'), make_user('b')
-    b = Stream(server, ub)
+    b = Session(server, ub)
     b.send(f"<presence to='{ua.jid}' type='subscribe'/>")
     b.sync()
-    a = Stream(server, ua)
+    a = Session(server, ua)
     a.wait(is_presence(frm=ub.jid, type='subscribe'), what='the waiting request')
     ok(block(a, ub.jid))
-    a.logout()
-    a = Stream(server, ua)
+    a.end()
+    a = Session(server, ua)
     a.none(is_presence(frm=ub.jid, type='subscribe'), what='request from a blocked JID')
     # And a new one does not get through either.
     b.send(f"<presence to='{ua.jid}' type='subscribe'/>")
@@ -324,9 +305,9 @@ def test_block_drops_pending_subscription_request(server, make_user):
 
 def test_full_jid_and_domain_items(server, make_user):
     ua, ub, uc = make_user('a'), make_user('b'), make_user('c')
-    a = Stream(server, ua, 'ra')
-    b1, b2 = Stream(server, ub, 'one'), Stream(server, ub, 'two')
-    c = Stream(server, uc)
+    a = Session(server, ua, 'ra')
+    b1, b2 = Session(server, ub, 'one'), Session(server, ub, 'two')
+    c = Session(server, uc)
 
     # A full JID blocks only that resource.
     ok(block(a, f'{ub.jid}/one'))
@@ -344,7 +325,7 @@ def test_full_jid_and_domain_items(server, make_user):
     ok(block(a, DOMAIN))
     c.message(a.bare, 'from c')
     assert error_of(c.wait(is_error_from(a.bare)))[1] == 'service-unavailable'
-    a2 = Stream(server, ua, 'ra2')
+    a2 = Session(server, ua, 'ra2')
     a2.message(a.full, 'to myself')
     a.wait(is_message(frm=a2.full, body='to myself'))
     r = a.iq(f"<query xmlns='{NS_DISCO_INFO}'/>", to=DOMAIN)
@@ -357,30 +338,30 @@ def test_full_jid_and_domain_items(server, make_user):
 def test_persists_across_restart(server_factory, make_user):
     srv = server_factory('blockrestart')
     ua, ub = make_user('a', srv=srv), make_user('b', srv=srv)
-    a = Stream(srv, ua)
+    a = Session(srv, ua)
     ok(block(a, ub.jid, 'evil.lit', 'x@y.lit/r'))
     ok(unblock(a, 'x@y.lit/r'))
-    a.logout()
+    a.end()
     srv.stop(check=True)
     srv.restart()
-    a = Stream(srv, ua)
+    a = Session(srv, ua)
     assert blocklist(a) == sorted(['evil.lit', ub.jid])
-    b = Stream(srv, ub)
+    b = Session(srv, ub)
     b.message(ua.jid, 'after restart')
     assert error_of(b.wait(is_error_from(ua.jid)))[1] == 'service-unavailable'
     a.none(is_message(frm=ub.jid))
     ok(unblock(a))
-    a.logout()
+    a.end()
     srv.stop(check=True)
     srv.restart()
-    a = Stream(srv, ua)
+    a = Session(srv, ua)
     assert blocklist(a) == []
 
 
 def test_limit(server_factory, make_user):
     srv = server_factory('blocklimit', sections={'storage': {'blocklist_max_items': 3}})
     u = make_user('a', srv=srv)
-    s = Stream(srv, u, presence=False)
+    s = Session(srv, u, presence=False)
     ok(block(s, 'a@x.lit', 'b@x.lit'))
     r = block(s, 'c@x.lit', 'd@x.lit')
     assert error_of(r)[:2] == ('modify', 'policy-violation'), tostr(r)
@@ -397,7 +378,7 @@ def test_limit(server_factory, make_user):
 
 def test_refused_message_is_neither_copied_nor_archived(server, pair):
     a, b = pair
-    a2 = Stream(server, a.user, 'ra2')
+    a2 = Session(server, a.user, 'ra2')
     r = a2.iq("<enable xmlns='urn:xmpp:carbons:2'/>", type='set')
     assert r.get('type') == 'result', tostr(r)
     ok(block(a, b.bare))

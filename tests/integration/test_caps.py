@@ -7,20 +7,11 @@ features as its PEP interests (XEP-0163 §4.2)."""
 
 import uuid
 
-from helpers import DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_XML, q
+from helpers import DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_XML, ok, q, tostr
 from pep_helpers import (CAPS_NODE, NS_CAPS, PepStream, caps_ver, client_features,
-                         is_caps_query, is_event, new_node, payload, pubsub_error, tostr)
+                         is_caps_query, is_event, new_node, payload, pubsub_error, stream)
 
 QUIET = 0.8
-
-
-def stream(server, user, resource=None):
-    return PepStream(server, user, resource or 'r' + uuid.uuid4().hex[:6])
-
-
-def ok(e):
-    assert e.get('type') == 'result', tostr(e)
-    return e
 
 
 def test_server_caps_in_stream_features(server, make_user):

@@ -6,14 +6,10 @@ carbons, the third never does and must see nothing extra."""
 
 import uuid
 
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, error_condition, is_message, q
+from helpers import (DOMAIN, NS_CARBONS, NS_CHATSTATES, NS_CLIENT, NS_DISCO_INFO,
+                     NS_FORWARD, NS_HINTS, NS_RECEIPTS, error_condition, is_message, q)
 from test_session import features
 
-NS_CARBONS = 'urn:xmpp:carbons:2'
-NS_FORWARD = 'urn:xmpp:forward:0'
-NS_HINTS = 'urn:xmpp:hints'
-NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
-NS_RECEIPTS = 'urn:xmpp:receipts'
 NS_MUC_USER = 'http://jabber.org/protocol/muc#user'
 
 QUIET = 0.6  # how long "nothing arrives" is watched

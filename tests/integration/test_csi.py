@@ -8,13 +8,11 @@ import asyncio
 import time
 import uuid
 
-from helpers import (DOMAIN, NS_CLIENT, NS_PING, WAIT, is_message, is_presence, q)
+from helpers import (DOMAIN, NS_CARBONS, NS_CHATSTATES, NS_CLIENT, NS_PING, NS_SM, WAIT,
+                     is_presence, q)
 from test_presence import expect_push, send_presence, status_of, subscribe
 
 NS_CSI = 'urn:xmpp:csi:0'
-NS_SM = 'urn:xmpp:sm:3'
-NS_CARBONS = 'urn:xmpp:carbons:2'
-NS_CHATSTATES = 'http://jabber.org/protocol/chatstates'
 
 QUIET = 0.6
 
@@ -306,19 +304,9 @@ def raw_ping(s):
     s.iq(f"<ping xmlns='{NS_PING}'/>", to=DOMAIN)
 
 
-def wait_log(server, text, count, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while server.log().count(text) < count:
-        assert time.monotonic() < deadline, f'no {text!r} in the log'
-        time.sleep(0.05)
-
-
 def resume(server, user, previd):
     s = server.raw()
-    s.secure()
-    kind, cond = s.scram('SCRAM-SHA-1', user.localpart, user.password)
-    assert kind == 'success', cond
-    s.open()
+    s.authenticate(user)
     s.send(f"<resume xmlns='{NS_SM}' h='0' previd='{previd}'/>")
     got = s.wait_for(lambda e: e.tag in (q(NS_SM, 'resumed'), q(NS_SM, 'failed')))
     assert got.tag == q(NS_SM, 'resumed'), got
@@ -353,6 +341,18 @@ def state_of(e):
     return body.text if body is not None else None
 
 
+def detach_holding_composing(server, a, b, ua):
+    """a goes inactive, b sends it a chat state (held), then a's TCP
+    connection dies: returns once a's session is detached, resumable."""
+    a.send(f"<inactive xmlns='{NS_CSI}'/>")
+    raw_ping(a)
+    b.send(chat_state(f'{ua.jid}/a', 'composing'))
+    raw_ping(b)
+    detached = server.log().count('detached; resumable')
+    a.close()
+    server.wait_log('detached; resumable', detached + 1)
+
+
 def test_detached_session_not_held(server, make_user):
     """The inactive stream dies (resumable): a message for the detached
     session first releases what was held, in order, into the resumption
@@ -361,13 +361,7 @@ def test_detached_session_not_held(server, make_user):
     a, previd = sm_login(server, ua, 'a')
     with server.raw() as b:
         b.login(ub, 'b')
-        a.send(f"<inactive xmlns='{NS_CSI}'/>")
-        raw_ping(a)
-        b.send(chat_state(f'{ua.jid}/a', 'composing'))
-        raw_ping(b)
-        detached = server.log().count('detached; resumable')
-        a.close()
-        wait_log(server, 'detached; resumable', detached + 1)
+        detach_holding_composing(server, a, b, ua)
         body = marker()
         b.send(f"<message to='{ua.jid}/a' type='chat'><body>{body}</body></message>")
         raw_ping(b)
@@ -385,13 +379,7 @@ def test_resumed_stream_starts_active(server, make_user):
     a, previd = sm_login(server, ua, 'a')
     with server.raw() as b:
         b.login(ub, 'b')
-        a.send(f"<inactive xmlns='{NS_CSI}'/>")
-        raw_ping(a)
-        b.send(chat_state(f'{ua.jid}/a', 'composing'))
-        raw_ping(b)
-        detached = server.log().count('detached; resumable')
-        a.close()
-        wait_log(server, 'detached; resumable', detached + 1)
+        detach_holding_composing(server, a, b, ua)
         a = resume(server, ua, previd)
         b.send(chat_state(f'{ua.jid}/a', 'paused'))
         got = messages_until(a, lambda e: state_of(e) == 'paused')

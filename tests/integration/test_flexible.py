@@ -7,11 +7,11 @@ other sessions meanwhile."""
 
 import pytest
 
-from helpers import DOMAIN, q
-from offline_helpers import (NS_DISCO_INFO, NS_DISCO_ITEMS, NS_OFFLINE, NS_XDATA,
-                             Sender, body_of, connect_user, deposit, error_of,
-                             is_msg, is_stored_msg, live_count, marker,
-                             offline_item_node, tostr, verify, wait_stored)
+from helpers import (DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_OFFLINE, NS_XDATA,
+                     error_cond, ok, q, tostr)
+from offline_helpers import (Sender, body_of, connect_user, deposit, is_msg,
+                             is_stored_msg, live_count, marker,
+                             offline_item_node, verify, wait_stored)
 
 pytestmark = pytest.mark.roost_only     # Prosody has no XEP-0013
 
@@ -25,7 +25,7 @@ def info_query(to=None):
 
 def count(s, to=None):
     """number_of_messages from disco#info on the offline node."""
-    resp, before = s.iq_collect(info_query(), to=to)
+    resp = s.iq(info_query(), to=to)
     assert resp.get('type') == 'result', tostr(resp)
     query = resp.find(q(NS_DISCO_INFO, 'query'))
     assert query is not None and query.get('node') == NS_OFFLINE, tostr(resp)
@@ -35,17 +35,15 @@ def count(s, to=None):
     assert fields['FORM_TYPE'].get('type') == 'hidden'
     assert fields['FORM_TYPE'].find(q(NS_XDATA, 'value')).text == NS_OFFLINE
     value = fields['number_of_messages'].find(q(NS_XDATA, 'value')).text
-    s.backlog = before + s.backlog
     return int(value)
 
 
 def headers(s):
     """[(jid, node, name)] from disco#items on the offline node."""
-    resp, before = s.iq_collect(f"<query xmlns='{NS_DISCO_ITEMS}' node='{NS_OFFLINE}'/>")
+    resp = s.iq(f"<query xmlns='{NS_DISCO_ITEMS}' node='{NS_OFFLINE}'/>")
     assert resp.get('type') == 'result', tostr(resp)
     query = resp.find(q(NS_DISCO_ITEMS, 'query'))
     assert query is not None, tostr(resp)
-    s.backlog = before + s.backlog
     return [(i.get('jid'), i.get('node'), i.get('name'))
             for i in query.findall(q(NS_DISCO_ITEMS, 'item'))]
 
@@ -79,13 +77,8 @@ def purge(s):
     return offline_iq(s, '<purge/>', 'set')
 
 
-def ok(resp):
-    assert resp.get('type') == 'result', tostr(resp)
-
-
 def err(resp, condition):
-    assert resp.get('type') == 'error', f'expected {condition}, got {tostr(resp)}'
-    assert error_of(resp)[1] == condition, tostr(resp)
+    assert error_cond(resp) == condition, tostr(resp)
 
 
 def stored_for(server, users, n, prefix='f'):
@@ -321,7 +314,7 @@ def test_no_flood_after_flexible_retrieval(server, users, first):
     assert not flood, f'flood after XEP-0013 use: {tostr(flood[0])}'
     live = 'live-' + marker()
     snd.send(ub.jid, live)
-    m = s1.wait_for_elem(lambda e: is_stored_msg(e) and body_of(e) == live,
+    m = s1.wait(lambda e: is_stored_msg(e) and body_of(e) == live,
                          what='in-session message')
     assert m.find('{urn:xmpp:delay}delay') is None
     s2 = connect_user(server, ub, resource='second')

@@ -17,12 +17,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import (DOMAIN, NS_BIND, NS_CLIENT, NS_STREAM, WAIT, StreamClosed,
+from helpers import (DOMAIN, NS_BIND, NS_CLIENT, NS_SM, NS_STREAM, WAIT, StreamClosed,
                      q)
 
 pytestmark = pytest.mark.roost_only
 
-NS_SM = 'urn:xmpp:sm:3'
 MB = 1024 * 1024
 HEADER = (f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' "
           f"xmlns='jabber:client' xmlns:stream='{NS_STREAM}'>")
@@ -88,13 +87,6 @@ class Background(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.result
-
-
-def wait_log(srv, text, count=1, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while srv.log().count(text) < count:
-        assert time.monotonic() < deadline, f'no {text!r} in the log'
-        time.sleep(0.05)
 
 
 def wait_closed(sock, timeout=WAIT):
@@ -219,7 +211,7 @@ def test_ten_megabyte_stanza(hostile, pair, make_user):
     roundtrip(hostile, *pair)          # during
     sent = attack.join()
     assert sent < 10 * MB, 'the server took a 10 MB stanza'
-    wait_log(hostile, 'stanza too large')
+    hostile.wait_log('stanza too large')
     roundtrip(hostile, *pair)          # after
     assert_rss_bounded(hostile, before, 16, '10 MB stanza')
 
@@ -259,7 +251,7 @@ def test_thousand_connections_from_one_address(hostile, pair):
     finally:
         for s in socks:
             s.close()
-    wait_log(hostile, 'closed:', closed_before + 1000)
+    hostile.wait_log('closed:', closed_before + 1000)
     roundtrip(hostile, *pair)          # after
     assert_rss_bounded(hostile, before, 32, '1000 connections')
 
@@ -474,9 +466,7 @@ def test_client_that_never_reads(server_factory, make_user):
     # Resume: everything sent arrives, once, in order.
     r = srv.raw()
     try:
-        r.secure()
-        assert r.scram('SCRAM-SHA-1', sleepy.localpart, sleepy.password)[0] == 'success'
-        r.open()
+        r.authenticate(sleepy)
         r.send(f"<resume xmlns='{NS_SM}' h='0' previd='{previd}'/>")
         got = r.wait_for(lambda e: e.tag in (q(NS_SM, 'resumed'), q(NS_SM, 'failed')))
         assert got.tag == q(NS_SM, 'resumed'), ET.tostring(got)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from blocking_helpers import Stream, befriend, error_of, tostr
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, q
+from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, error_of, q, tostr
+from streams import Session, befriend
 
 NS_LAST = 'jabber:iq:last'
 
@@ -30,7 +30,7 @@ def seconds_and_text(r):
 def test_server_uptime(server_factory, user, make_user):
     srv = server_factory('lastuptime')
     u = make_user('u', srv=srv)
-    s = Stream(srv, u, presence=False)
+    s = Session(srv, u, presence=False)
     first, text = seconds_and_text(last(s, DOMAIN))
     assert 0 <= first < 60 and text == ''
     time.sleep(2.1)
@@ -42,19 +42,19 @@ def test_server_uptime(server_factory, user, make_user):
 
 def test_contact_online_offline_and_status(server, make_user):
     ua, ub = make_user('a'), make_user('b')
-    a, b = Stream(server, ua, 'ra'), Stream(server, ub, 'rb')
+    a, b = Session(server, ua, 'ra'), Session(server, ub, 'rb')
     befriend(a, b)
     # Online: 0, no text.
     assert seconds_and_text(last(b, ua.jid)) == (0, '')
     # Logged out with a status: that text, and the time since.
     a.send("<presence type='unavailable'><status>Heading Home</status></presence>")
     b.wait(lambda e: e.tag == q(NS_CLIENT, 'presence') and e.get('type') == 'unavailable')
-    a.logout()
+    a.end()
     time.sleep(1.1)
     secs, text = seconds_and_text(last(b, ua.jid))
     assert text == 'Heading Home' and 1 <= secs < 30, (secs, text)
     # Back online: 0 again.
-    a = Stream(server, ua, 'ra')
+    a = Session(server, ua, 'ra')
     assert seconds_and_text(last(b, ua.jid)) == (0, '')
     # Gone without a word: the time, no text.
     a.close()
@@ -65,22 +65,22 @@ def test_contact_online_offline_and_status(server, make_user):
 
 def test_other_resource_keeps_user_online(server, make_user):
     ua, ub = make_user('a'), make_user('b')
-    a1, b = Stream(server, ua, 'one'), Stream(server, ub)
+    a1, b = Session(server, ua, 'one'), Session(server, ub)
     befriend(a1, b)
-    a2 = Stream(server, ua, 'two')
+    a2 = Session(server, ua, 'two')
     a1.send("<presence type='unavailable'><status>one leaves</status></presence>")
-    a1.logout()
+    a1.end()
     assert seconds_and_text(last(b, ua.jid)) == (0, '')
     a2.send("<presence type='unavailable'><status>two leaves</status></presence>")
-    a2.logout()
+    a2.end()
     assert seconds_and_text(last(b, ua.jid))[1] == 'two leaves'
 
 
 def test_who_may_ask(server, make_user):
     ua, ub, uc = make_user('a'), make_user('b'), make_user('c')
-    a = Stream(server, ua)
-    b = Stream(server, ub)
-    c = Stream(server, uc)
+    a = Session(server, ua)
+    b = Session(server, ub)
+    c = Session(server, uc)
     # b is subscribed to a ('to' on b's side, 'from' on a's): allowed.
     b.send(f"<presence to='{ua.jid}' type='subscribe'/>")
     a.wait(lambda e: e.get('type') == 'subscribe')
@@ -101,20 +101,20 @@ def test_who_may_ask(server, make_user):
 
 def test_own_account_and_never_logged_out(server, make_user):
     u = make_user('a')
-    s = Stream(server, u, 'one', presence=False)
+    s = Session(server, u, 'one', presence=False)
     # Connected but not available, and never logged out before.
     r = last(s, u.jid)
     assert error_of(r)[:2] == ('cancel', 'item-not-found'), tostr(r)
-    s2 = Stream(server, u, 'two')
+    s2 = Session(server, u, 'two')
     s2.send("<presence type='unavailable'><status>brb</status></presence>")
-    s2.logout()
+    s2.end()
     secs, text = seconds_and_text(last(s, u.jid))
     assert text == 'brb' and 0 <= secs < 5
 
 
 def test_full_jid_goes_to_the_client(server, make_user):
     ua, ub = make_user('a'), make_user('b')
-    a, b = Stream(server, ua, 'ra'), Stream(server, ub)
+    a, b = Session(server, ua, 'ra'), Session(server, ub)
     befriend(a, b)
     b.send(f"<iq type='get' id='l1' to='{a.full}'><query xmlns='{NS_LAST}'/></iq>")
     got = a.wait(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == 'l1')
@@ -128,14 +128,14 @@ def test_full_jid_goes_to_the_client(server, make_user):
 def test_persists_across_restart(server_factory, make_user):
     srv = server_factory('lastrestart')
     ua, ub = make_user('a', srv=srv), make_user('b', srv=srv)
-    a, b = Stream(srv, ua), Stream(srv, ub)
+    a, b = Session(srv, ua), Session(srv, ub)
     befriend(a, b)
     a.send("<presence type='unavailable'><status>see you</status></presence>")
-    a.logout()
-    b.logout()
+    a.end()
+    b.end()
     srv.stop(check=True)
     time.sleep(1.1)
     srv.restart()
-    b = Stream(srv, ub)
+    b = Session(srv, ub)
     secs, text = seconds_and_text(last(b, ua.jid))
     assert text == 'see you' and secs >= 1

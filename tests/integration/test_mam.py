@@ -10,140 +10,22 @@ import os
 import sqlite3
 import time
 import uuid
-import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_PING, WAIT, RawStream, q
+from helpers import (DOMAIN, NS_CLIENT, NS_DELAY, NS_DISCO_INFO, NS_FORWARD, NS_MAM,
+                     NS_OFFLINE, NS_ROSTER, NS_SID, NS_SM, NS_XDATA, WAIT,
+                     error_cond, q, tostr)
+from mam_helpers import NS_RSM, archived_bodies, forwarded, mam_query, result_body, set_prefs
+from streams import Session
 
-NS_MAM = 'urn:xmpp:mam:2'
 NS_MAM_EXT = 'urn:xmpp:mam:2#extended'
-NS_SID = 'urn:xmpp:sid:0'
-NS_FORWARD = 'urn:xmpp:forward:0'
-NS_DELAY = 'urn:xmpp:delay'
-NS_RSM = 'http://jabber.org/protocol/rsm'
-NS_XDATA = 'jabber:x:data'
-NS_SM = 'urn:xmpp:sm:3'
-NS_ROSTER = 'jabber:iq:roster'
-NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
-NS_OFFLINE = 'http://jabber.org/protocol/offline'
 
 pytestmark = pytest.mark.roost_only
 
 
-def tostr(e):
-    return ET.tostring(e, encoding='unicode')
-
-
-def esc(text):
-    return (text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-            .replace("'", '&apos;'))
-
-
-class Stream(RawStream):
-    """A logged-in raw stream whose waits keep what they pass over."""
-
-    def __init__(self, server, user, resource=None, presence=True):
-        super().__init__(server)
-        self.backlog = []
-        self.user = user
-        self.full = self.login(user, resource=resource)
-        self.bare = user.jid
-        if presence:
-            self.send('<presence/>')
-
-    def pull(self, deadline):
-        if not self.elements:
-            try:
-                if not self._recv(deadline):
-                    return False
-            except TimeoutError:
-                return False
-        self.backlog.extend(self.elements)
-        self.elements = []
-        return True
-
-    def wait(self, pred, timeout=WAIT, what='element'):
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, e in enumerate(self.backlog):
-                if pred(e):
-                    return self.backlog.pop(i)
-            if time.monotonic() >= deadline or not self.pull(deadline):
-                raise AssertionError(f'no {what} within {timeout}s; backlog: ' +
-                                     ' | '.join(tostr(e)[:200] for e in self.backlog[-5:]))
-
-    def take(self, pred):
-        got = [e for e in self.backlog if pred(e)]
-        self.backlog = [e for e in self.backlog if not pred(e)]
-        return got
-
-    def iq(self, payload, type='get', to=None, iq_id=None):
-        iq_id = iq_id or 'iq-' + uuid.uuid4().hex[:10]
-        to_attr = f" to='{to}'" if to else ''
-        self.send(f"<iq type='{type}' id='{iq_id}'{to_attr}>{payload}</iq>")
-        return self.wait(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == iq_id
-                         and e.get('type') in ('result', 'error'), what=f'answer to {iq_id}')
-
-    def sync(self):
-        """A round trip: everything the server sent before is in the backlog."""
-        r = self.iq(f"<ping xmlns='{NS_PING}'/>", to=DOMAIN)
-        assert r.get('type') == 'result'
-
-    def message(self, to, body, id=None, type='chat', extra=''):
-        id = id or 'm-' + uuid.uuid4().hex[:10]
-        self.send(f"<message to='{to}' id='{id}' type='{type}'>"
-                  f"<body>{esc(body)}</body>{extra}</message>")
-        return id
-
-    def set_prefs(self, default='always', always=(), never=()):
-        a = ''.join(f'<jid>{j}</jid>' for j in always)
-        n = ''.join(f'<jid>{j}</jid>' for j in never)
-        r = self.iq(f"<prefs xmlns='{NS_MAM}' default='{default}'><always>{a}</always>"
-                    f"<never>{n}</never></prefs>", type='set')
-        assert r.get('type') == 'result', tostr(r)
-        return r
-
-    def mam(self, form=None, rsm=None, queryid=None, extra=''):
-        """One query: (results in arrival order, the final iq)."""
-        queryid = queryid or uuid.uuid4().hex[:8]
-        x = ''
-        if form:
-            fields = [f"<field var='FORM_TYPE' type='hidden'><value>{NS_MAM}</value></field>"]
-            for var, val in form.items():
-                vals = val if isinstance(val, (list, tuple)) else [val]
-                fields.append(f"<field var='{var}'>" +
-                              ''.join(f'<value>{esc(v)}</value>' for v in vals) + '</field>')
-            x = f"<x xmlns='{NS_XDATA}' type='submit'>{''.join(fields)}</x>"
-        s = ''
-        if rsm is not None:
-            parts = []
-            for k, v in rsm.items():
-                parts.append(f'<{k}/>' if v == '' else f'<{k}>{esc(str(v))}</{k}>')
-            s = f"<set xmlns='{NS_RSM}'>{''.join(parts)}</set>"
-        iq = self.iq(f"<query xmlns='{NS_MAM}' queryid='{queryid}'>{x}{s}{extra}</query>",
-                     type='set')
-        results = self.take(lambda e: is_result(e, queryid))
-        return results, iq
-
-
-def is_result(e, queryid=None):
-    if e.tag != q(NS_CLIENT, 'message'):
-        return False
-    r = e.find(q(NS_MAM, 'result'))
-    return r is not None and (queryid is None or r.get('queryid') == queryid)
-
-
 def result_id(e):
     return e.find(q(NS_MAM, 'result')).get('id')
-
-
-def forwarded(e):
-    return e.find(f"{q(NS_MAM, 'result')}/{q(NS_FORWARD, 'forwarded')}/{q(NS_CLIENT, 'message')}")
-
-
-def result_body(e):
-    return forwarded(e).findtext(q(NS_CLIENT, 'body'))
 
 
 def result_stamp(e):
@@ -169,13 +51,6 @@ def rsm_of(iq):
         'last': s.findtext(q(NS_RSM, 'last')),
         'count': int(s.findtext(q(NS_RSM, 'count'))),
     }
-
-
-def error_cond(iq):
-    assert iq.get('type') == 'error', tostr(iq)
-    err = iq.find(q(NS_CLIENT, 'error'))
-    return [c.tag.split('}')[1] for c in err if c.tag.startswith('{' + NS_STANZAS)
-            and not c.tag.endswith('}text')][0]
 
 
 def stanza_ids(msg):
@@ -215,9 +90,9 @@ def send_and_receive(sender, receiver, bodies):
 @pytest.fixture
 def pair(server, make_user):
     ua, ub = make_user('ma'), make_user('mb')
-    a, b = Stream(server, ua, 'r1'), Stream(server, ub, 'r1')
-    a.set_prefs('always')
-    b.set_prefs('always')
+    a, b = Session(server, ua, 'r1'), Session(server, ub, 'r1')
+    set_prefs(a, 'always')
+    set_prefs(b, 'always')
     yield a, b
     a.close()
     b.close()
@@ -226,7 +101,7 @@ def pair(server, make_user):
 # ---------------------------------------------------------------------------
 
 def test_disco_features(server, user):
-    s = Stream(server, user)
+    s = Session(server, user)
     r = s.iq(f"<query xmlns='{NS_DISCO_INFO}'/>", to=user.jid)
     feats = {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
     assert {NS_MAM, NS_MAM_EXT, NS_SID} <= feats
@@ -236,7 +111,7 @@ def test_disco_features(server, user):
 
 
 def test_form_fields(server, user):
-    s = Stream(server, user)
+    s = Session(server, user)
     r = s.iq(f"<query xmlns='{NS_MAM}'/>", type='get')
     assert r.get('type') == 'result', tostr(r)
     x = r.find(f"{q(NS_MAM, 'query')}/{q(NS_XDATA, 'x')}")
@@ -261,7 +136,7 @@ def test_stanza_ids_stable_between_delivery_and_archive(pair):
         assert len(ids) == 1 and ids[0][0] == b.bare, tostr(m)
         live.append(ids[0][1])
     assert len(set(live)) == 3
-    results, iq = b.mam()
+    results, iq = mam_query(b)
     assert [result_id(r) for r in results] == live
     assert [result_body(r) for r in results] == bodies
     for r in results:
@@ -276,7 +151,7 @@ def test_stanza_ids_stable_between_delivery_and_archive(pair):
 
     # The sender's archive holds them too, under its own ids, which the
     # recipient never saw.
-    results, iq = a.mam()
+    results, iq = mam_query(a)
     assert [result_body(r) for r in results] == bodies
     out_ids = [result_id(r) for r in results]
     assert not set(out_ids) & set(live)
@@ -295,7 +170,7 @@ def test_forged_stanza_id_is_replaced(pair):
     assert ids[b.bare] != 'forged'
     assert DOMAIN not in ids
     assert ids.get('elsewhere.example') == 'kept'
-    results, _ = b.mam(form={'ids': ids[b.bare]})
+    results, _ = mam_query(b, fields={'ids': ids[b.bare]})
     assert [result_body(r) for r in results] == [body]
 
 
@@ -317,7 +192,7 @@ def test_paging_250_both_ways(pair):
         rsm = {'max': 20}
         if after:
             rsm['after'] = after
-        results, iq = b.mam(rsm=rsm)
+        results, iq = mam_query(b, rsm=rsm)
         info = rsm_of(iq)
         pages += 1
         assert info['count'] == n
@@ -339,7 +214,7 @@ def test_paging_250_both_ways(pair):
     # first id of each page; pages stay in chronological order inside.
     back, before, pages = [], '', 0
     while True:
-        results, iq = b.mam(rsm={'max': 20, 'before': before})
+        results, iq = mam_query(b, rsm={'max': 20, 'before': before})
         info = rsm_of(iq)
         pages += 1
         assert info['count'] == n
@@ -354,15 +229,15 @@ def test_paging_250_both_ways(pair):
     assert pages == 13
 
     # flip-page: same page, sent newest first.
-    results, iq = b.mam(rsm={'max': 5, 'after': ids[9]}, extra=f"<flip-page/>")
+    results, iq = mam_query(b, rsm={'max': 5, 'after': ids[9]}, extra=f"<flip-page/>")
     assert [result_body(r) for r in results] == bodies[10:15][::-1]
 
 
 def test_filters(server, make_user):
     ua, ub, uc = make_user('fa'), make_user('fb'), make_user('fc')
-    a, b, c = Stream(server, ua), Stream(server, ub), Stream(server, uc)
+    a, b, c = Session(server, ua), Session(server, ub), Session(server, uc)
     for s in (a, b, c):
-        s.set_prefs('always')
+        set_prefs(s, 'always')
     tag = marker('f')
     for i in range(6):
         sender = a if i % 2 == 0 else c
@@ -374,47 +249,47 @@ def test_filters(server, make_user):
     a.wait(is_chat_from(b.bare, f'{tag}-reply'))
     b.sync()
 
-    every, iq = b.mam()
+    every, iq = mam_query(b)
     assert [result_body(r) for r in every] == [f'{tag}-{i}' for i in range(6)] + [f'{tag}-reply']
     ids = [result_id(r) for r in every]
     stamps = [result_stamp(r) for r in every]
 
-    results, iq = b.mam(form={'with': a.bare})
+    results, iq = mam_query(b, fields={'with': a.bare})
     assert [result_body(r) for r in results] == [f'{tag}-0', f'{tag}-2', f'{tag}-4', f'{tag}-reply']
     assert rsm_of(iq)['count'] == 4
     # A full JID matches only that resource.
-    results, _ = b.mam(form={'with': c.full})
+    results, _ = mam_query(b, fields={'with': c.full})
     assert [result_body(r) for r in results] == [f'{tag}-1', f'{tag}-3', f'{tag}-5']
-    results, _ = b.mam(form={'with': c.bare + '/other'})
+    results, _ = mam_query(b, fields={'with': c.bare + '/other'})
     assert results == []
 
     # start/end are inclusive.
-    results, _ = b.mam(form={'start': stamps[2], 'end': stamps[4]})
+    results, _ = mam_query(b, fields={'start': stamps[2], 'end': stamps[4]})
     assert [result_id(r) for r in results] == ids[2:5]
-    results, _ = b.mam(form={'start': stamps[5]})
+    results, _ = mam_query(b, fields={'start': stamps[5]})
     assert [result_id(r) for r in results] == ids[5:]
-    results, _ = b.mam(form={'end': '2000-01-01T00:00:00Z'})
+    results, _ = mam_query(b, fields={'end': '2000-01-01T00:00:00Z'})
     assert results == []
-    results, _ = b.mam(form={'start': '2000-01-01T01:00:00+01:00', 'with': c.bare})
+    results, _ = mam_query(b, fields={'start': '2000-01-01T01:00:00+01:00', 'with': c.bare})
     assert len(results) == 3
 
     # before-id / after-id (exclusive), ids.
-    results, _ = b.mam(form={'after-id': ids[1], 'before-id': ids[5]})
+    results, _ = mam_query(b, fields={'after-id': ids[1], 'before-id': ids[5]})
     assert [result_id(r) for r in results] == ids[2:5]
-    results, _ = b.mam(form={'ids': [ids[3], ids[0]]})
+    results, _ = mam_query(b, fields={'ids': [ids[3], ids[0]]})
     assert [result_id(r) for r in results] == [ids[0], ids[3]]
 
     # Unknown ids: item-not-found; bad input: the right errors.
     for form, rsm in (({'after-id': 'nope'}, None), ({'ids': 'nope'}, None),
                       (None, {'after': 'nope'}), (None, {'before': 'nope'})):
-        _, iq = b.mam(form=form, rsm=rsm)
+        _, iq = mam_query(b, fields=form, rsm=rsm)
         assert error_cond(iq) == 'item-not-found'
-    _, iq = b.mam(form={'{urn:example}search': 'x'})
+    _, iq = mam_query(b, fields={'{urn:example}search': 'x'})
     assert error_cond(iq) == 'feature-not-implemented'
-    _, iq = b.mam(form={'start': 'yesterday'})
+    _, iq = mam_query(b, fields={'start': 'yesterday'})
     assert error_cond(iq) == 'bad-request'
     # An empty page: complete, no first/last.
-    results, iq = b.mam(rsm={'max': 10, 'after': ids[-1]})
+    results, iq = mam_query(b, rsm={'max': 10, 'after': ids[-1]})
     info = rsm_of(iq)
     assert results == [] and info['complete'] and info['first'] is None and info['count'] == 7
     for s in (a, b, c):
@@ -427,7 +302,7 @@ def test_metadata(pair):
     md = r.find(q(NS_MAM, 'metadata'))
     assert md is not None and len(md) == 0, tostr(r)
     send_and_receive(a, b, [marker(), marker()])
-    results, _ = b.mam()
+    results, _ = mam_query(b)
     r = b.iq(f"<metadata xmlns='{NS_MAM}'/>")
     md = r.find(q(NS_MAM, 'metadata'))
     assert md.find(q(NS_MAM, 'start')).get('id') == result_id(results[0])
@@ -445,29 +320,25 @@ def test_other_users_archive_is_forbidden(pair):
 
 def test_preferences(server, make_user):
     ua, ub = make_user('pa'), make_user('pb')
-    a, b = Stream(server, ua), Stream(server, ub)
-    a.set_prefs('always')
+    a, b = Session(server, ua), Session(server, ub)
+    set_prefs(a, 'always')
     # The server default: roster.
     r = b.iq(f"<prefs xmlns='{NS_MAM}'/>")
     p = r.find(q(NS_MAM, 'prefs'))
     assert p.get('default') == 'roster'
     assert p.find(q(NS_MAM, 'always')) is not None and p.find(q(NS_MAM, 'never')) is not None
 
-    def archived_bodies():
-        results, _ = b.mam()
-        return [result_body(x) for x in results]
-
     m1 = marker()
     send_and_receive(a, b, [m1])
-    assert m1 not in archived_bodies()          # a is not in b's roster
+    assert m1 not in archived_bodies(b)          # a is not in b's roster
 
     r = b.iq(f"<query xmlns='{NS_ROSTER}'><item jid='{a.bare}'/></query>", type='set')
     assert r.get('type') == 'result'
     m2 = marker()
     send_and_receive(a, b, [m2])
-    assert m2 in archived_bodies()              # now it is
+    assert m2 in archived_bodies(b)              # now it is
 
-    r = b.set_prefs('always', never=[a.bare], always=['someone@' + DOMAIN])
+    r = set_prefs(b, 'always', never=[a.bare], always=['someone@' + DOMAIN])
     p = r.find(q(NS_MAM, 'prefs'))
     assert p.get('default') == 'always'
     assert [j.text for j in p.iter(q(NS_MAM, 'jid'))] == ['someone@' + DOMAIN, a.bare]
@@ -477,9 +348,9 @@ def test_preferences(server, make_user):
     assert [j.text for j in p.find(q(NS_MAM, 'never'))] == [a.bare]
     m3 = marker()
     send_and_receive(a, b, [m3])
-    assert m3 not in archived_bodies()          # never wins
+    assert m3 not in archived_bodies(b)          # never wins
     # a's own archive (default always) still has it.
-    results, _ = a.mam(form={'with': b.bare})
+    results, _ = mam_query(a, fields={'with': b.bare})
     assert m3 in [result_body(x) for x in results]
 
     r = b.iq(f"<prefs xmlns='{NS_MAM}' default='sometimes'/>", type='set')
@@ -500,7 +371,7 @@ def test_messages_not_archived(pair):
     b.wait(is_chat_from(a.bare, f'{tag}-yes'))
     for e in b.take(is_chat_from(a.bare)):
         assert stanza_ids(e) == [], tostr(e)
-    results, _ = b.mam()
+    results, _ = mam_query(b)
     assert [result_body(r) for r in results] == [f'{tag}-yes']
 
 
@@ -508,7 +379,7 @@ def test_archive_not_readable_on_disk(server, pair):
     a, b = pair
     body = marker('secret')
     send_and_receive(a, b, [body])
-    results, _ = b.mam()
+    results, _ = mam_query(b)
     assert result_body(results[-1]) == body
     found = []
     for dirpath, _dirs, files in os.walk(server.data_dir):
@@ -534,20 +405,20 @@ def test_offline_messages_land_in_archive(server, make_user):
     that catches up by MAM before its initial presence gets them there,
     with the ids an offline delivery would carry."""
     ua, ub = make_user('oa'), make_user('ob')
-    b = Stream(server, ub, presence=False)
-    b.set_prefs('always')
+    b = Session(server, ub, presence=False)
+    set_prefs(b, 'always')
     b.close()
-    a = Stream(server, ua)
-    a.set_prefs('always')
+    a = Session(server, ua)
+    set_prefs(a, 'always')
     bodies = [marker('off') for _ in range(3)]
     for body in bodies:
         a.message(ub.jid, body)
     a.sync()
     time.sleep(0.3)
 
-    b = Stream(server, ub, presence=False)
+    b = Session(server, ub, presence=False)
     stored_before = live_offline_rows(server, ub)
-    results, iq = b.mam()
+    results, iq = mam_query(b)
     assert [result_body(r) for r in results] == bodies
     ids = [result_id(r) for r in results]
     b.sync()
@@ -569,7 +440,7 @@ def test_offline_messages_land_in_archive(server, make_user):
         while live_offline_rows(server, ub) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert live_offline_rows(server, ub) == 0
-        b2 = Stream(server, ub)
+        b2 = Session(server, ub)
         time.sleep(1.0)
         b2.sync()
         again = b2.take(is_chat_from(ua.jid))
@@ -600,12 +471,12 @@ def test_rerouted_message_keeps_its_id_and_is_archived_once(server_factory, make
     with the same stanza-id, and the archive holds it once (Duplicates)."""
     srv = server_factory('mam-sm', sections={'c2s': {'resume_timeout': 1}})
     ua, ub = make_user('sa', srv=srv), make_user('sb', srv=srv)
-    a = Stream(srv, ua, 'r1')
-    a.set_prefs('always')
-    b1 = Stream(srv, ub, 'one')
-    b1.set_prefs('always')
+    a = Session(srv, ua, 'r1')
+    set_prefs(a, 'always')
+    b1 = Session(srv, ub, 'one')
+    set_prefs(b1, 'always')
     enable_sm(b1)
-    b2 = Stream(srv, ub, 'two')
+    b2 = Session(srv, ub, 'two')
     b2.sync()
     body = marker('rr')
     a.message(b1.full, body)
@@ -616,7 +487,7 @@ def test_rerouted_message_keeps_its_id_and_is_archived_once(server_factory, make
     b1.sock.close()
     m2 = b2.wait(is_chat_from(ua.jid, body), timeout=10)
     assert stanza_ids(m2) == sid
-    results, _ = b2.mam()
+    results, _ = mam_query(b2)
     assert [result_body(r) for r in results].count(body) == 1
     assert result_id(results[-1]) == sid[0][1]
     a.close()
@@ -626,12 +497,12 @@ def test_rerouted_message_keeps_its_id_and_is_archived_once(server_factory, make
 def test_tampered_row_is_withheld_with_a_notice(server_factory, make_user):
     srv = server_factory('mam-tamper')
     ua, ub = make_user('ta', srv=srv), make_user('tb', srv=srv)
-    a, b = Stream(srv, ua), Stream(srv, ub)
-    a.set_prefs('always')
-    b.set_prefs('always')
+    a, b = Session(srv, ua), Session(srv, ub)
+    set_prefs(a, 'always')
+    set_prefs(b, 'always')
     bodies = [marker('t') for _ in range(5)]
     send_and_receive(a, b, bodies)
-    results, _ = b.mam()
+    results, _ = mam_query(b)
     assert [result_body(r) for r in results] == bodies
     a.close()
     b.close()
@@ -648,8 +519,8 @@ def test_tampered_row_is_withheld_with_a_notice(server_factory, make_user):
     conn.close()
     srv.restart()
 
-    b = Stream(srv, ub)
-    results, iq = b.mam()
+    b = Session(srv, ub)
+    results, iq = mam_query(b)
     assert [result_body(r) for r in results] == bodies[:2] + bodies[3:]
     assert rsm_of(iq)['count'] == 4
     b.sync()
@@ -658,12 +529,12 @@ def test_tampered_row_is_withheld_with_a_notice(server_factory, make_user):
     text = notices[0].findtext(q(NS_CLIENT, 'body'))
     assert '1 message' in text and 'withheld' in text
     # The next page does not repeat the notice for the same count.
-    b.mam()
+    mam_query(b)
     b.sync()
     assert b.take(is_notice) == []
     # The sender's archive is untouched.
-    a = Stream(srv, ua)
-    results, _ = a.mam()
+    a = Session(srv, ua)
+    results, _ = mam_query(a)
     assert [result_body(r) for r in results] == bodies
     # roostctl verify names the finding.
     r = srv.ctl('verify', ub.jid, timeout=60)
@@ -726,11 +597,11 @@ def test_record_changed_after_a_first_query_is_withheld(server, make_user, colum
     the page is the other nine plus the one after, the count drops, the
     user gets one notice, the log names the seq; paging goes on."""
     ua, ub = make_user('la'), make_user('lb')
-    a, b = Stream(server, ua), Stream(server, ub)
-    a.set_prefs('always')
-    b.set_prefs('always')
+    a, b = Session(server, ua), Session(server, ub)
+    set_prefs(a, 'always')
+    set_prefs(b, 'always')
     bodies = fill_archive(a, b, 30, marker('lt'))
-    results, iq = b.mam(rsm={'max': 10})
+    results, iq = mam_query(b, rsm={'max': 10})
     info = rsm_of(iq)
     assert [result_body(r) for r in results] == bodies[:10]
     assert info['count'] == 30
@@ -738,7 +609,7 @@ def test_record_changed_after_a_first_query_is_withheld(server, make_user, colum
     assert b.take(is_notice) == []
 
     seq = tamper_archive(server, ub, 14, column)
-    results, iq = b.mam(rsm={'max': 10, 'after': info['last']})
+    results, iq = mam_query(b, rsm={'max': 10, 'after': info['last']})
     info = rsm_of(iq)
     assert [result_body(r) for r in results] == bodies[10:14] + bodies[15:21], \
         f'a record with a changed {column} was returned'
@@ -750,11 +621,11 @@ def test_record_changed_after_a_first_query_is_withheld(server, make_user, colum
     assert '1 message' in text and 'withheld' in text, text
     assert f'{ub.jid}: archive store: seq {seq}: ' in server.log()
 
-    results, iq = b.mam(rsm={'max': 10, 'after': info['last']})
+    results, iq = mam_query(b, rsm={'max': 10, 'after': info['last']})
     assert [result_body(r) for r in results] == bodies[21:]
     assert rsm_of(iq)['complete']
     # The sender's archive is untouched.
-    results, _ = a.mam(rsm={'max': 50})
+    results, _ = mam_query(a, rsm={'max': 50})
     assert [result_body(r) for r in results] == bodies
     a.close()
     b.close()
@@ -766,11 +637,11 @@ def test_archive_rolled_back_after_a_first_query(server, make_user):
     server's in-memory head sees it and logs a rollback; what is on disk
     is still genuine and delivered."""
     ua, ub = make_user('ra'), make_user('rb')
-    a, b = Stream(server, ua), Stream(server, ub)
-    a.set_prefs('always')
-    b.set_prefs('always')
+    a, b = Session(server, ua), Session(server, ub)
+    set_prefs(a, 'always')
+    set_prefs(b, 'always')
     bodies = fill_archive(a, b, 10, marker('rb'))
-    results, iq = b.mam(rsm={'max': 5})
+    results, iq = mam_query(b, rsm={'max': 5})
     assert [result_body(r) for r in results] == bodies[:5]
     conn = archive_db(server)
     rows = conn.execute("SELECT * FROM archive WHERE local = ?", (ub.localpart,)).fetchall()
@@ -778,7 +649,7 @@ def test_archive_rolled_back_after_a_first_query(server, make_user):
                            (ub.localpart,)).fetchone()
     conn.close()
     more = fill_archive(a, b, 2, marker('rb2'))
-    results, _ = b.mam(rsm={'max': 50})
+    results, _ = mam_query(b, rsm={'max': 50})
     assert [result_body(r) for r in results] == bodies + more
 
     conn = archive_db(server)
@@ -792,7 +663,7 @@ def test_archive_rolled_back_after_a_first_query(server, make_user):
         pytest.skip(f'database locked by roostd: {e}')
     finally:
         conn.close()
-    results, iq = b.mam(rsm={'max': 5, 'after': result_id(results[4])})
+    results, iq = mam_query(b, rsm={'max': 5, 'after': result_id(results[4])})
     assert [result_body(r) for r in results] == bodies[5:10]
     assert f'{ub.jid}: archive store: seq 10: rollback' in server.log()
     a.close()

@@ -5,12 +5,7 @@ off)."""
 
 import pytest
 
-from helpers import DOMAIN, NS_DISCO_INFO, RawStream, q
-
-NS_MAM = 'urn:xmpp:mam:2'
-NS_SID = 'urn:xmpp:sid:0'
-NS_OFFLINE = 'http://jabber.org/protocol/offline'
-NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
+from helpers import DOMAIN, NS_DISCO_INFO, NS_MAM, NS_OFFLINE, NS_SID, RawStream, error_cond, q
 
 pytestmark = pytest.mark.roost_only
 
@@ -19,12 +14,6 @@ def features(stream, to):
     r = stream.iq(f"<query xmlns='{NS_DISCO_INFO}'/>", to=to)
     assert r.get('type') == 'result'
     return {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
-
-
-def error_condition(r):
-    err = r.find(q('jabber:client', 'error'))
-    assert err is not None, 'not an error'
-    return [c.tag.split('}')[1] for c in err if c.tag.startswith('{' + NS_STANZAS)][0]
 
 
 def test_switched_on_by_default(server, user):
@@ -49,7 +38,21 @@ def test_switched_off_modules_are_not_offered(server_factory, make_user):
     # Still there: what is not switched off.
     assert NS_DISCO_INFO in server
     r = s.iq(f"<query xmlns='{NS_MAM}'/>", type='set')
-    assert r.get('type') == 'error' and error_condition(r) == 'service-unavailable'
+    assert error_cond(r) == 'service-unavailable'
     r = s.iq(f"<offline xmlns='{NS_OFFLINE}'><fetch/></offline>", type='get')
-    assert r.get('type') == 'error' and error_condition(r) == 'service-unavailable'
+    assert error_cond(r) == 'service-unavailable'
+    s.close()
+
+
+def test_tls_compact_off_keeps_openssl_records(server_factory, make_user):
+    """[c2s] tls_compact = false: the whole connection stays with OpenSSL;
+    a logged-in stream works as with the default (where roost takes the
+    TLS 1.3 records over after SASL)."""
+    srv = server_factory('nocompact', sections={'c2s': {'tls_compact': 'false'}})
+    u = make_user(srv=srv)
+    s = RawStream(srv)
+    s.login(u)
+    for _ in range(3):
+        r = s.iq("<ping xmlns='urn:xmpp:ping'/>", to=DOMAIN)
+        assert r.get('type') == 'result'
     s.close()

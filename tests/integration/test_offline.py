@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from conftest import new_server, unique_name, User
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, WAIT, q
-from offline_helpers import (NS_CHATSTATES, NS_HINTS, NS_RECEIPTS,
-                             OfflineStream, Sender, body_of, connect_user,
-                             delay_of, deposit, error_of, is_error_msg, is_notice, is_stored_msg,
+from conftest import add_user
+from helpers import (DOMAIN, NS_CHATSTATES, NS_CLIENT, NS_DISCO_INFO, NS_HINTS,
+                     NS_RECEIPTS, NS_SM, WAIT, q, stanza_error, tostr)
+from offline_helpers import (OfflineStream, Sender, body_of, connect_user,
+                             delay_of, deposit, is_error_msg, is_notice, is_stored_msg,
                              live_count, marker, parse_stamp, receive_offline,
-                             tostr, wait_stored)
+                             wait_stored)
 from test_session import features
 
 
@@ -33,31 +33,6 @@ def wait_live(srv, user, n, timeout=WAIT):
             return
         time.sleep(0.05)
     raise AssertionError(f'{user.jid}: {have} live offline records, expected {n}')
-
-
-@pytest.fixture(scope='module')
-def make_server():
-    """Module-scoped dedicated servers: make_server(name, **options)."""
-    made = []
-
-    def factory(name, **options):
-        srv = new_server(name, **options)
-        made.append(srv)
-        srv.start()
-        return srv
-
-    yield factory
-    for srv in made:
-        if srv.proc is not None and srv.proc.returncode is None:
-            srv.stop(check=True)
-        srv.cleanup()
-
-
-def new_user(srv, prefix='u'):
-    jid = f'{unique_name(prefix)}@{DOMAIN}'
-    user = User(jid, 'pw-' + marker())
-    srv.adduser(jid, user.password)
-    return user
 
 
 # ---------------------------------------------------------------------------
@@ -261,7 +236,7 @@ def test_what_is_stored(server, users, case):
     if error == 'service-unavailable':
         mine = [e for e in errs if e.get('id') == id]
         assert mine, f'{case}: no error to the sender (got {[tostr(e) for e in got]})'
-        assert error_of(mine[0]) == ('cancel', 'service-unavailable'), tostr(mine[0])
+        assert stanza_error(mine[0]) == ('cancel', 'service-unavailable'), tostr(mine[0])
         assert mine[0].get('from') == ub.jid, tostr(mine[0])
     elif error == 'none':
         assert not [e for e in errs if e.get('id') == id], f'{case}: bounced: {tostr(errs[0])}'
@@ -292,7 +267,7 @@ def test_message_to_unknown_account_not_stored(server, user):
     ghost = f'nobody{marker()}@{DOMAIN}'
     id = snd.send(ghost, 'hello?')
     err = snd.wait_error(id)
-    assert error_of(err) == ('cancel', 'service-unavailable')
+    assert stanza_error(err) == ('cancel', 'service-unavailable')
     snd.close()
 
 
@@ -334,7 +309,7 @@ def test_thousand_messages_ordered_complete(bulk_server):
     """1000 messages to one offline user: all arrive, in order, each with a
     delay stamp, none twice; then the store is empty."""
     srv = bulk_server
-    ua, ub = new_user(srv, 'bulka'), new_user(srv, 'bulkb')
+    ua, ub = add_user(srv, 'bulka'), add_user(srv, 'bulkb')
     n = 1000
     bodies = [f'{i:04d}-{marker()}' for i in range(n)]
     snd = Sender(srv, ua, resource='bulk')
@@ -371,7 +346,7 @@ def test_paced_and_disconnect_mid_delivery_loses_nothing(bulk_server):
     the server had written still reaches us). Logging in again brings the
     rest: the union is exactly what was sent, no session got one twice."""
     srv = bulk_server
-    ua, ub = new_user(srv, 'dropa'), new_user(srv, 'dropb')
+    ua, ub = add_user(srv, 'dropa'), add_user(srv, 'dropb')
     n, size, batch = 400, 16384, 50
     bodies = [f'{i:03d}-{marker()}-' + 'y' * size for i in range(n)]
     snd = Sender(srv, ua, resource='drop')
@@ -426,7 +401,7 @@ def test_big_messages_beyond_output_queue_limit(bulk_server):
     and less than one batch of 50): a reading client gets them all rather
     than being cut off for a queue the server filled itself."""
     srv = bulk_server
-    ua, ub = new_user(srv, 'biga'), new_user(srv, 'bigb')
+    ua, ub = add_user(srv, 'biga'), add_user(srv, 'bigb')
     bodies = [f'{i}-{marker()}-' + 'b' * 200000 for i in range(8)]
     snd = Sender(srv, ua, resource='big')
     snd.send_many(ub.jid, bodies)
@@ -452,7 +427,7 @@ def test_quota_in_messages(quota_server):
     the message is not stored; nothing is dropped silently; after delivery
     the quota is free again."""
     srv = quota_server
-    ua, ub = new_user(srv, 'qa'), new_user(srv, 'qb')
+    ua, ub = add_user(srv, 'qa'), add_user(srv, 'qb')
     snd = Sender(srv, ua, resource='q')
     bodies = [marker('q') for _ in range(5)]
     ids = []
@@ -462,7 +437,7 @@ def test_quota_in_messages(quota_server):
             wait_stored(srv, ub, i + 1, sender=snd)
     for id in ids[3:]:
         err = snd.wait_error(id)
-        assert error_of(err) == ('wait', 'resource-constraint'), tostr(err)
+        assert stanza_error(err) == ('wait', 'resource-constraint'), tostr(err)
         assert err.get('from') == ub.jid, tostr(err)
     others = [e for e in snd.s.drain(0.5) if is_error_msg(e)]
     assert not others, f'unexpected error: {tostr(others[0])}'
@@ -482,7 +457,7 @@ def test_quota_in_bytes(quota_server):
     """max_bytes = 6000: two 2000-byte bodies fit, a third does not (error),
     a small fourth still does (the limit is in bytes, not a count)."""
     srv = quota_server
-    ua, ub = new_user(srv, 'qba'), new_user(srv, 'qbb')
+    ua, ub = add_user(srv, 'qba'), add_user(srv, 'qbb')
     snd = Sender(srv, ua, resource='qb')
     big = [marker('big') + 'z' * 2000 for _ in range(3)]
     id0 = snd.send(ub.jid, big[0])
@@ -491,7 +466,7 @@ def test_quota_in_bytes(quota_server):
     wait_stored(srv, ub, 2, sender=snd)
     id2 = snd.send(ub.jid, big[2])
     err = snd.wait_error(id2)
-    assert error_of(err) == ('wait', 'resource-constraint'), tostr(err)
+    assert stanza_error(err) == ('wait', 'resource-constraint'), tostr(err)
     small = 'small-' + marker()
     id3 = snd.send(ub.jid, small)
     wait_stored(srv, ub, 3)
@@ -508,7 +483,7 @@ def test_expired_messages_not_delivered(make_server):
     """expiry = 2 s: a message older than that is not delivered; a fresh
     one is."""
     srv = make_server('expiry', sections={'offline': {'expiry': 2}})
-    ua, ub = new_user(srv, 'ea'), new_user(srv, 'eb')
+    ua, ub = add_user(srv, 'ea'), add_user(srv, 'eb')
     old, new = 'old-' + marker(), 'new-' + marker()
     snd = deposit(srv, ua, ub, [old])
     time.sleep(3.0)
@@ -525,19 +500,19 @@ def test_mode_off_bounces(make_server):
     """[offline] mode = off: service-unavailable to the sender (XEP-0160),
     nothing stored, nothing delivered later; online delivery unaffected."""
     srv = make_server('off', sections={'offline': {'mode': 'off'}})
-    ua, ub = new_user(srv, 'oa'), new_user(srv, 'ob')
+    ua, ub = add_user(srv, 'oa'), add_user(srv, 'ob')
     snd = Sender(srv, ua, resource='off')
     body = marker('off')
     id = snd.send(ub.jid, body)
     err = snd.wait_error(id)
-    assert error_of(err) == ('cancel', 'service-unavailable'), tostr(err)
+    assert stanza_error(err) == ('cancel', 'service-unavailable'), tostr(err)
     assert live_count(srv, ub) == 0
     s = connect_user(srv, ub, resource='b')
     got = s.drain(1.0)
     assert not [e for e in got if is_stored_msg(e)], 'delivered although mode = off'
     live = marker('live')
     snd.send(ub.jid, live)
-    m = s.wait_for_elem(is_stored_msg, what='live message')
+    m = s.wait(is_stored_msg, what='live message')
     assert body_of(m) == live and delay_of(m) is None
     s.close()
     snd.close()
@@ -545,9 +520,6 @@ def test_mode_off_bounces(make_server):
 
 # ---------------------------------------------------------------------------
 # bursts: deposits go to the store in batches (issue 5)
-
-NS_SM = 'urn:xmpp:sm:3'
-
 
 def sender_of(body):
     """('s1', 17) from a burst body 's1-17-...'."""
@@ -592,8 +564,8 @@ def test_burst_to_several_users_order_quota_and_errors(make_server):
     sender's in the order sent."""
     srv = make_server('burst', sections={'offline': {'max_messages': 150, 'max_bytes': 0},
                                          'limits': {'read_rate': 0}})
-    r = [new_user(srv, f'burstr{i}') for i in range(4)]
-    snd = [Sender(srv, new_user(srv, f'bursts{i}'), resource='b') for i in range(3)]
+    r = [add_user(srv, f'burstr{i}') for i in range(4)]
+    snd = [Sender(srv, add_user(srv, f'bursts{i}'), resource='b') for i in range(3)]
     plan = {0: interleave({0: 200, 1: 50}), 1: interleave({1: 100, 2: 100}),
             2: interleave({2: 40, 3: 60})}
     sent = {}        # (sender, recipient) -> [(id, body)]
@@ -605,14 +577,14 @@ def test_burst_to_several_users_order_quota_and_errors(make_server):
                 id = snd[k].send(r[p[i]].jid, body, id=f'burst-{k}-{i}')
                 sent.setdefault((k, p[i]), []).append((id, body))
     for s in snd:
-        s.s.ping(timeout=60)
+        s.s.sync(timeout=60)
     wait_stored(srv, r[0], 150, timeout=60)
     errs = {k: [e for e in s.errors(wait=1.0)] for k, s in enumerate(snd)}
     refused = [id for id, _ in sent[(0, 0)][150:]]
     assert sorted(e.get('id') for e in errs[0]) == sorted(refused), \
         f'sender 0: {len(errs[0])} errors, expected exactly its last 50 to user 0'
     for e in errs[0]:
-        assert error_of(e) == ('wait', 'resource-constraint'), tostr(e)
+        assert stanza_error(e) == ('wait', 'resource-constraint'), tostr(e)
     assert not errs[1] and not errs[2], tostr((errs[1] + errs[2])[0])
 
     want = {0: [b for _, b in sent[(0, 0)][:150]]}
@@ -639,7 +611,7 @@ def test_login_during_burst_gets_everything(make_server):
     none is left behind in the store."""
     srv = make_server('burstlogin', sections={'offline': {'max_messages': 0, 'max_bytes': 0},
                                               'limits': {'read_rate': 0}})
-    ua, ub = new_user(srv, 'bla'), new_user(srv, 'blb')
+    ua, ub = add_user(srv, 'bla'), add_user(srv, 'blb')
     snd = Sender(srv, ua, resource='b')
     tag = marker()
     bodies = [f's0-{i}-{tag}' for i in range(600)]
@@ -648,7 +620,7 @@ def test_login_during_burst_gets_everything(make_server):
     s = connect_user(srv, ub, resource='during')
     for b in bodies[300:]:
         snd.send(ub.jid, b)
-    snd.s.ping(timeout=60)
+    snd.s.sync(timeout=60)
     got = [body_of(m) for m in s.collect(is_stored_msg, 600, timeout=60)]
     got += [body_of(e) for e in s.drain(0.7) if is_stored_msg(e)]
     assert len(got) == len(set(got)), 'delivered twice'
@@ -665,7 +637,7 @@ def _sm_sender(srv, user):
     s = OfflineStream(srv)
     s.login_user(user, resource='sm')
     s.send(f"<enable xmlns='{NS_SM}'/>")
-    e = s.wait_for_elem(lambda e: e.tag in (q(NS_SM, 'enabled'), q(NS_SM, 'failed')))
+    e = s.wait(lambda e: e.tag in (q(NS_SM, 'enabled'), q(NS_SM, 'failed')))
     assert e.tag == q(NS_SM, 'enabled'), tostr(e)
     return s
 
@@ -711,7 +683,7 @@ def test_sigterm_mid_burst_loses_nothing(server_factory, make_user):
                 send_chunk(k)
         if phase == 0:
             for s in snd:
-                s.ping(timeout=60)
+                s.sync(timeout=60)
     srv.proc.send_signal(signal.SIGTERM)
     for _ in range(300):       # and on, until the server hangs up
         for k in range(2):

@@ -10,16 +10,15 @@ the same exchange driven by slixmpp's own XEP-0060/0115/0163 plugins."""
 import asyncio
 import base64
 import os
-import uuid
 import xml.etree.ElementTree as ET
 
 from slixmpp import ET as SET
 from slixmpp.plugins.xep_0004 import Form
 
-from blocking_helpers import befriend
-from helpers import NS_CLIENT, q
-from pep_helpers import (NS_PUBSUB, PepStream, event_items, is_event,
-                         pubsub_error, result_items, tostr)
+from helpers import NS_CLIENT, NS_PUBSUB, ok, q, tostr
+from pep_helpers import (event_items, is_event, pubsub_error, result_items,
+                         stream as pep_stream)
+from streams import befriend
 from test_presence import subscribe
 
 QUIET = 0.8
@@ -32,12 +31,7 @@ OPEN = {'pubsub#access_model': 'open'}
 
 
 def stream(server, user, resource=None):
-    return PepStream(server, user, resource or 'dev' + uuid.uuid4().hex[:6])
-
-
-def ok(e):
-    assert e.get('type') == 'result', tostr(e)
-    return e
+    return pep_stream(server, user, resource, prefix='dev')
 
 
 def key():

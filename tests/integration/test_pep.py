@@ -10,17 +10,14 @@ import base64
 import hashlib
 import re
 import struct
-import uuid
 import xml.etree.ElementTree as ET
 import zlib
 
-import pytest
-
-from blocking_helpers import befriend
-from helpers import NS_DISCO_INFO, NS_DISCO_ITEMS, q
-from pep_helpers import (NS_DELAY, NS_EVENT, NS_OWNER, NS_PUBSUB, PepStream,
-                         event_items, form, is_event, new_node,
-                         payload, pubsub_error, result_items, tostr)
+from helpers import (NS_DELAY, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PUBSUB, form, ok, q,
+                     tostr)
+from pep_helpers import (NS_EVENT, NS_OWNER, event_items, is_event, new_node, payload,
+                         pubsub_error, result_items, stream)
+from streams import befriend
 
 QUIET = 0.8   # how long "nothing arrives" is watched
 
@@ -32,15 +29,6 @@ PEP_FEATURES = {NS_PUBSUB + f for f in (
     '#item-ids', '#last-published', '#multi-items', '#persistent-items',
     '#publish', '#publish-options', '#purge-nodes', '#retract-items',
     '#retrieve-items', '#subscribe')}
-
-
-def stream(server, user, resource=None):
-    return PepStream(server, user, resource or 'r' + uuid.uuid4().hex[:6])
-
-
-def ok(e):
-    assert e.get('type') == 'result', tostr(e)
-    return e
 
 
 def text_of(p):

@@ -6,19 +6,15 @@ not all pass one check), persistence across a restart, and XEP-0048
 bookmarks stored through jabber:iq:private (answered by mod_bookmarks
 from its XEP-0402 items)."""
 
-import asyncio
 import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import new_server, unique_name, User
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, error_condition, q
+from conftest import add_user
+from helpers import (DOMAIN, NS_BOOKMARKS, NS_BOOKMARKS2, NS_CLIENT, NS_DISCO_INFO,
+                     NS_PRIVATE, error_condition, q)
 from test_session import features
-
-NS_PRIVATE = 'jabber:iq:private'
-NS_BOOKMARKS = 'storage:bookmarks'
-NS_BOOKMARKS2 = 'urn:xmpp:bookmarks:1'
 
 
 def marker():
@@ -45,30 +41,6 @@ def only_child(resp):
     children = list(qry)
     assert len(children) == 1, str(resp)
     return children[0]
-
-
-@pytest.fixture(scope='module')
-def make_server():
-    made = []
-
-    def factory(name, **options):
-        srv = new_server(name, **options)
-        made.append(srv)
-        srv.start()
-        return srv
-
-    yield factory
-    for srv in made:
-        if srv.proc is not None and srv.proc.returncode is None:
-            srv.stop(check=True)
-        srv.cleanup()
-
-
-def new_user(srv, prefix='p'):
-    jid = f'{unique_name(prefix)}@{DOMAIN}'
-    user = User(jid, 'pw-' + marker())
-    srv.adduser(jid, user.password)
-    return user
 
 
 # ---------------------------------------------------------------------------
@@ -237,7 +209,7 @@ def blob(n):
 
 async def test_size_limit(make_server):
     srv = make_server('privlimit', sections={'storage': {'private_max_size': '2048'}})
-    user = new_user(srv)
+    user = add_user(srv)
     c = await srv.client(user, 'a').start()
 
     # One element over the limit on its own.
@@ -271,7 +243,7 @@ async def test_pipelined_writes_cannot_all_pass_the_limit(make_server):
     for the sum however the writes overlap, and what was accepted is
     exactly what is stored. Also on a fresh login (sizes not yet read)."""
     srv = make_server('privpipe', sections={'storage': {'private_max_size': '2048'}})
-    user = new_user(srv)
+    user = add_user(srv)
     with srv.raw() as r:
         r.login(user, 'raw')
         for i in range(6):
@@ -294,7 +266,7 @@ async def test_pipelined_writes_cannot_all_pass_the_limit(make_server):
 
 async def test_persists_across_restart(make_server):
     srv = make_server('privrestart')
-    user = new_user(srv)
+    user = add_user(srv)
     m = marker()
     c = await srv.client(user, 'a').start()
     resp = await private_set(c, f"<keep xmlns='urn:t:keep'><v>{m}</v></keep>")

@@ -11,36 +11,25 @@ import sqlite3
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET
 
 import pytest
 from slixmpp.exceptions import IqError
 
 from conftest import new_server, unique_name, User
-from helpers import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_PING, NS_ROSTER,
-                     NS_STREAM, NS_STREAMS, WAIT, Client, LoginFailed,
-                     RawStream, StreamClosed, is_presence, is_roster_push, q,
-                     roster_items, stanza_error)
-from offline_helpers import (Sender, connect_user, db_open, is_notice,
-                             is_stored_msg, body_of, receive_offline,
-                             verify, wait_stored)
+from helpers import (DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_MAM, NS_PING,
+                     NS_ROSTER, NS_STREAM, NS_STREAMS, WAIT, Client, LoginFailed,
+                     RawStream, conditions, esc, is_presence, q, roster_items,
+                     stanza_error, tostr)
+from offline_helpers import (Sender, db_open, body_of, receive_offline, verify,
+                             wait_stored)
+from mam_helpers import archived_bodies
+from streams import Session
 from test_presence import subscribe
 
 pytestmark = pytest.mark.roost_only
 
 NS_REG = 'jabber:iq:register'
 NS_REG_FEATURE = 'http://jabber.org/features/iq-register'
-NS_MAM = 'urn:xmpp:mam:2'
-NS_FORWARD = 'urn:xmpp:forward:0'
-
-
-def tostr(e):
-    return ET.tostring(e, encoding='unicode')
-
-
-def esc(text):
-    return (text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
-            .replace("'", '&apos;'))
 
 
 def marker(prefix='r'):
@@ -87,50 +76,19 @@ def can_login(srv, user, mechanism='SCRAM-SHA-256'):
         return s.scram(mechanism, user.localpart, user.password)
 
 
-class Stream(RawStream):
-    """A logged-in raw stream whose waits keep what they pass over."""
+class Stream(Session):
+    """A Session (see streams.py), by default SCRAM-SHA-256 and without
+    presence, that can watch for its own end."""
 
     def __init__(self, srv, user, resource=None, presence=False,
                  mechanism='SCRAM-SHA-256'):
-        super().__init__(srv)
-        self.backlog = []
-        self.full = self.login(user, resource=resource, mechanism=mechanism)
-        if presence:
-            self.send('<presence/>')
-
-    def pull(self, deadline):
-        if not self.elements:
-            try:
-                if not self._recv(deadline):
-                    return False
-            except TimeoutError:
-                return False
-        self.backlog.extend(self.elements)
-        self.elements = []
-        return True
-
-    def wait(self, pred, timeout=WAIT, what='element'):
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, e in enumerate(self.backlog):
-                if pred(e):
-                    return self.backlog.pop(i)
-            if time.monotonic() >= deadline or not self.pull(deadline):
-                raise AssertionError(f'no {what} within {timeout}s; backlog: ' +
-                                     ' | '.join(tostr(e)[:200] for e in self.backlog[-5:]))
-
-    def iq(self, payload, type='get', to=None, iq_id=None):
-        iq_id = iq_id or 'iq-' + uuid.uuid4().hex[:10]
-        to_attr = f" to='{to}'" if to else ''
-        self.send(f"<iq type='{type}' id='{iq_id}'{to_attr}>{payload}</iq>")
-        return self.wait(lambda e: e.tag == q(NS_CLIENT, 'iq') and e.get('id') == iq_id
-                         and e.get('type') in ('result', 'error'), what=f'answer to {iq_id}')
+        super().__init__(srv, user, resource=resource, presence=presence,
+                         mechanism=mechanism)
 
     def stream_error(self, timeout=WAIT):
         """The condition of the stream error that ends this stream."""
         e = self.wait(lambda e: e.tag == q(NS_STREAM, 'error'), timeout, 'stream error')
-        conds = [c.tag.split('}', 1)[1] for c in e
-                 if c.tag.startswith('{' + NS_STREAMS + '}') and not c.tag.endswith('}text')]
+        conds = conditions(e, NS_STREAMS)
         return conds[0] if conds else None
 
     def alive(self):
@@ -142,20 +100,6 @@ def change_password(s, user, new, username=None):
     r = s.iq(reg_query(user.localpart if username is None else username, new),
              type='set', to=DOMAIN)
     return r
-
-
-def mam_bodies(s):
-    qid = uuid.uuid4().hex[:8]
-    fin = s.iq(f"<query xmlns='{NS_MAM}' queryid='{qid}'/>", type='set')
-    assert_result(fin)
-    out = []
-    for e in list(s.backlog):
-        r = e.find(q(NS_MAM, 'result'))
-        if e.tag == q(NS_CLIENT, 'message') and r is not None and r.get('queryid') == qid:
-            s.backlog.remove(e)
-            m = r.find(f"{q(NS_FORWARD, 'forwarded')}/{q(NS_CLIENT, 'message')}")
-            out.append(m.findtext(q(NS_CLIENT, 'body')))
-    return out
 
 
 def set_mam_always(s):
@@ -464,7 +408,7 @@ def test_password_change_keeps_sealed_messages(server, make_user):
     assert notices == [], [tostr(n) for n in notices]
     s.close()
     s = Stream(server, new)
-    assert mam_bodies(s) == before + [after]
+    assert archived_bodies(s) == before + [after]
     s.close()
     sender.close()
     code, out = verify(server, user.jid)
@@ -582,7 +526,7 @@ def test_roostctl_passwd_while_messages_flow(server, make_user):
     finally:
         stop.set()
         t.join()
-    sender.s.ping()
+    sender.s.sync()
     rolled = [line for line in server.log().splitlines()
               if user.jid in line and 'rolled back' in line]
     assert rolled == [], rolled

@@ -7,10 +7,8 @@ import time
 
 import pytest
 
-from helpers import NS_CLIENT, RawStream, StreamClosed, q
-
-NS_SM = 'urn:xmpp:sm:3'
-NS_DELAY = 'urn:xmpp:delay'
+from conftest import add_user
+from helpers import NS_CLIENT, NS_DELAY, NS_SM, RawStream, StreamClosed, q
 
 pytestmark = pytest.mark.roost_only
 
@@ -87,19 +85,13 @@ def test_enable_and_counts(server, users):
 
 def test_features_offer_sm(server, user):
     s = RawStream(server)
-    s.secure()
-    kind, _ = s.scram('SCRAM-SHA-1', user.localpart, user.password)
-    assert kind == 'success'
-    s.open()
-    assert s.features.find(q(NS_SM, 'sm')) is not None
+    assert s.authenticate(user).find(q(NS_SM, 'sm')) is not None
     s.close()
 
 
 def test_enable_before_bind_fails(server, user):
     s = RawStream(server)
-    s.secure()
-    s.scram('SCRAM-SHA-1', user.localpart, user.password)
-    s.open()
+    s.authenticate(user)
     s.send(f"<enable xmlns='{NS_SM}'/>")
     e = s.next_element()
     assert e.tag == q(NS_SM, 'failed')
@@ -136,9 +128,7 @@ def test_resume_after_dead_connection_exactly_once(server, users):
     time.sleep(0.3)
 
     s2 = RawStream(server)
-    s2.secure()
-    s2.scram('SCRAM-SHA-1', a.localpart, a.password)
-    s2.open()
+    s2.authenticate(a)
     s2.send(f"<resume xmlns='{NS_SM}' previd='{smid}' h='{handled}'/>")
     resumed = s2.next_element()
     assert resumed.tag == q(NS_SM, 'resumed'), resumed.tag
@@ -156,9 +146,7 @@ def test_resume_after_dead_connection_exactly_once(server, users):
 
 def test_resume_unknown_previd(server, user):
     s = RawStream(server)
-    s.secure()
-    s.scram('SCRAM-SHA-1', user.localpart, user.password)
-    s.open()
+    s.authenticate(user)
     s.send(f"<resume xmlns='{NS_SM}' previd='no-such-session' h='0'/>")
     e = s.next_element()
     assert e.tag == q(NS_SM, 'failed')
@@ -173,9 +161,7 @@ def test_resume_by_another_user_is_refused(server, users):
     smid = enable(sa).get('id')
     kill(sa)
     s = RawStream(server)
-    s.secure()
-    s.scram('SCRAM-SHA-1', b.localpart, b.password)
-    s.open()
+    s.authenticate(b)
     s.send(f"<resume xmlns='{NS_SM}' previd='{smid}' h='0'/>")
     e = s.next_element()
     assert e.tag == q(NS_SM, 'failed')
@@ -183,13 +169,8 @@ def test_resume_by_another_user_is_refused(server, users):
 
 
 @pytest.fixture(scope='module')
-def short_resume(request):
-    from conftest import new_server
-    srv = new_server('smshort', sections={'c2s': {'resume_timeout': 1}})
-    srv.start()
-    yield srv
-    srv.stop(check=True)
-    srv.cleanup()
+def short_resume(make_server):
+    return make_server('smshort', sections={'c2s': {'resume_timeout': 1}})
 
 
 def test_timeout_sends_unacked_to_offline_store(short_resume):
@@ -197,11 +178,7 @@ def test_timeout_sends_unacked_to_offline_store(short_resume):
     client never acknowledged lands in the sealed offline store and
     arrives at the next login, none lost."""
     srv = short_resume
-    from conftest import User, unique_name
-    a = User(f'{unique_name("sma")}@localhost', 'pw-a-123456')
-    b = User(f'{unique_name("smb")}@localhost', 'pw-b-123456')
-    srv.adduser(a.jid, a.password)
-    srv.adduser(b.jid, b.password)
+    a, b = add_user(srv, 'sma'), add_user(srv, 'smb')
     sa = login(srv, a, 'gone')
     enable(sa)
     sa.send("<presence/>")
@@ -224,11 +201,7 @@ def test_timeout_sends_unacked_to_offline_store(short_resume):
 def test_timeout_prefers_another_resource(short_resume):
     """With another available resource, unacknowledged messages go there."""
     srv = short_resume
-    from conftest import User, unique_name
-    a = User(f'{unique_name("smc")}@localhost', 'pw-c-123456')
-    b = User(f'{unique_name("smd")}@localhost', 'pw-d-123456')
-    srv.adduser(a.jid, a.password)
-    srv.adduser(b.jid, b.password)
+    a, b = add_user(srv, 'smc'), add_user(srv, 'smd')
     other = login(srv, a, 'other')
     other.send("<presence/>")
     sa = login(srv, a, 'dying')
@@ -254,11 +227,7 @@ def test_queue_bounded_by_bytes(server_factory):
     the next login (from the offline store)."""
     srv = server_factory('smbytes', sections={'c2s': {'sm_max_queue_bytes': '64 KiB',
                                                       'resume_timeout': 0}})
-    from conftest import User, unique_name
-    a = User(f'{unique_name("sme")}@localhost', 'pw-e-123456')
-    b = User(f'{unique_name("smf")}@localhost', 'pw-f-123456')
-    srv.adduser(a.jid, a.password)
-    srv.adduser(b.jid, b.password)
+    a, b = add_user(srv, 'sme'), add_user(srv, 'smf')
     sa = login(srv, a, 'slow')
     enable(sa, resume=False)
     sa.send("<presence/>")

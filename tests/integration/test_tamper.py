@@ -14,15 +14,15 @@ import time
 
 import pytest
 
-from conftest import new_server, unique_name, User
-from helpers import DOMAIN, WAIT
+from conftest import User, add_user, new_server
+from helpers import DOMAIN, WAIT, tostr
 from offline_helpers import (Sender, body_of, connect_user, deposit,
                              files_under, find_in_files, is_notice,
                              is_stored_msg, keyring_blob, live_count, marker,
                              numbers_in, offline_rows, receive_offline,
                              restart, restore_user, set_keyring_blob,
                              snapshot_user, tamper_copy, tamper_delete,
-                             tamper_flip, tamper_swap_seq, tostr, verify,
+                             tamper_flip, tamper_swap_seq, verify,
                              wait_stored)
 
 pytestmark = pytest.mark.roost_only
@@ -39,16 +39,9 @@ def tsrv():
     srv.cleanup()
 
 
-def new_user(srv, prefix='t'):
-    jid = f'{unique_name(prefix)}@{DOMAIN}'
-    user = User(jid, 'pw-' + marker())
-    srv.adduser(jid, user.password)
-    return user
-
-
 def five_stored(srv, n=5):
     """A sender, a recipient and n stored messages: (recipient, bodies)."""
-    ua, ub = new_user(srv, 'ts'), new_user(srv, 'tr')
+    ua, ub = add_user(srv, 'ts'), add_user(srv, 'tr')
     bodies = [f'{i}-{marker("tb")}' for i in range(n)]
     deposit(srv, ua, ub, bodies).close()
     return ub, bodies
@@ -137,7 +130,7 @@ def test_no_plaintext_in_data_dir(server_factory):
     srv = server_factory('seal')
     sender = User(f'{marker("snd")}@{DOMAIN}', 'pw-' + marker())
     srv.adduser(sender.jid, sender.password)
-    rcpt = new_user(srv, 'rc')
+    rcpt = add_user(srv, 'rc')
     body_mark = marker('body')
     resource = marker('res')
     snd = Sender(srv, sender, resource=resource)
@@ -291,7 +284,7 @@ def test_keyring_head_rolled_back(tsrv):
     """The keyring row put back to its state before the last deposit (a
     genuine, validly MACed older row): the last record lies beyond the
     head and is withheld."""
-    ua, ub = new_user(tsrv, 'ka'), new_user(tsrv, 'kb')
+    ua, ub = add_user(tsrv, 'ka'), add_user(tsrv, 'kb')
     bodies = [f'{i}-{marker("kb")}' for i in range(5)]
     snd = deposit(tsrv, ua, ub, bodies[:4])
     old = keyring_blob(tsrv, ub)
@@ -331,7 +324,7 @@ def test_rollback_while_running(tsrv):
     two vanished records are reported, the three present delivered."""
     user, bodies = five_stored(tsrv, 3)
     snap = snapshot_user(tsrv, user)
-    sender = new_user(tsrv, 'rs')
+    sender = add_user(tsrv, 'rs')
     more = [f'{i}-{marker("rb")}' for i in (3, 4)]
     deposit(tsrv, sender, user, more).close()
     try:
@@ -367,7 +360,7 @@ def test_passwd_reset_purges_with_notice(tsrv):
     messages sealed before cannot be opened; the next login gets a notice
     saying 3, not the messages; a message stored after the reset arrives;
     the old ones are gone for good."""
-    ua, ub = new_user(tsrv, 'pa'), new_user(tsrv, 'pb')
+    ua, ub = add_user(tsrv, 'pa'), add_user(tsrv, 'pb')
     before = [marker('pre') for _ in range(3)]
     snd = deposit(tsrv, ua, ub, before)
     ub.password = 'new-' + marker()

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from blocking_helpers import Stream, error_of, tostr
-from helpers import DOMAIN, NS_DISCO_INFO, q
+from helpers import DOMAIN, NS_DISCO_INFO, error_of, q, tostr
+from streams import Session
 
 NS_TIME = 'urn:xmpp:time'
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.roost_only
 
 
 def test_server_time(server, user):
-    s = Stream(server, user, presence=False)
+    s = Session(server, user, presence=False)
     before = time.time()
     r = s.iq(f"<time xmlns='{NS_TIME}'/>", to=DOMAIN)
     after = time.time()
@@ -37,14 +37,14 @@ def test_time_zone_offset(server_factory, make_user, monkeypatch):
     # POSIX form (no tzdata needed): five and a half hours east of UTC.
     monkeypatch.setenv('TZ', 'IST-5:30')
     srv = server_factory('timetz')
-    s = Stream(srv, make_user('u', srv=srv), presence=False)
+    s = Session(srv, make_user('u', srv=srv), presence=False)
     r = s.iq(f"<time xmlns='{NS_TIME}'/>", to=DOMAIN)
     assert r.find(q(NS_TIME, 'time')).findtext(q(NS_TIME, 'tzo')) == '+05:30', tostr(r)
 
 
 def test_feature_and_errors(server, make_user):
     u, other = make_user('a'), make_user('b')
-    s = Stream(server, u, presence=False)
+    s = Session(server, u, presence=False)
     r = s.iq(f"<query xmlns='{NS_DISCO_INFO}'/>", to=DOMAIN)
     assert NS_TIME in {f.get('var') for f in r.iter(q(NS_DISCO_INFO, 'feature'))}
     r = s.iq(f"<time xmlns='{NS_TIME}'/>", type='set', to=DOMAIN)

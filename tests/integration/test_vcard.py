@@ -7,13 +7,9 @@ pipelined requests, and persistence across a restart."""
 import uuid
 import xml.etree.ElementTree as ET
 
-import pytest
-
-from conftest import new_server, unique_name, User
-from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, error_condition, q
+from conftest import add_user
+from helpers import DOMAIN, NS_CLIENT, NS_DISCO_INFO, NS_VCARD, error_condition, q
 from test_session import features
-
-NS_VCARD = 'vcard-temp'
 
 
 def marker():
@@ -45,30 +41,6 @@ def sample(fn):
             "<NICKNAME>stpeter</NICKNAME><TEL><WORK/><VOICE/><NUMBER>303-308-3282</NUMBER></TEL>"
             "<EMAIL><INTERNET/><PREF/><USERID>stpeter@jabber.org</USERID></EMAIL>"
             "<DESC>a &lt;b&gt; &amp; c</DESC>")
-
-
-@pytest.fixture(scope='module')
-def make_server():
-    made = []
-
-    def factory(name, **options):
-        srv = new_server(name, **options)
-        made.append(srv)
-        srv.start()
-        return srv
-
-    yield factory
-    for srv in made:
-        if srv.proc is not None and srv.proc.returncode is None:
-            srv.stop(check=True)
-        srv.cleanup()
-
-
-def new_user(srv, prefix='v'):
-    jid = f'{unique_name(prefix)}@{DOMAIN}'
-    user = User(jid, 'pw-' + marker())
-    srv.adduser(jid, user.password)
-    return user
 
 
 def check_sample(v, fn):
@@ -176,7 +148,7 @@ async def test_empty_set_removes_vcard(server, users):
 
 async def test_size_limit(make_server):
     srv = make_server('vclimit', sections={'storage': {'vcard_max_size': '2048'}})
-    user = new_user(srv)
+    user = add_user(srv)
     c = await srv.client(user, 'a').start()
     assert (await set_vcard(c, f"<DESC>{'d' * 1900}</DESC>"))['type'] == 'result'
     resp = await set_vcard(c, f"<FN>big</FN><DESC>{'d' * 2100}</DESC>")
@@ -212,14 +184,14 @@ async def test_pipelined_requests_in_order(server, users):
 
 async def test_persists_across_restart(make_server):
     srv = make_server('vcrestart')
-    user = new_user(srv)
+    user = add_user(srv)
     fn = marker()
     c = await srv.client(user, 'a').start()
     assert (await set_vcard(c, sample(fn)))['type'] == 'result'
     await c.stop()
     srv.stop(check=True)
     srv.restart()
-    other = new_user(srv)
+    other = add_user(srv)
     c = await srv.client(other, 'a').start()
     check_sample(vcard_of(await get_vcard(c, to=user.jid)), fn)
     await c.stop()

@@ -14,6 +14,7 @@
 #include "util/buf.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
+#include "xml/xml_document.h"
 #include "xml/xml_parser.h"
 #include "xml/xml_writer.h"
 
@@ -1142,6 +1143,107 @@ static void test_tree_remove(void **state)
 	buf_free(&out);
 }
 
+/* ---- stored elements (xml_document.h) ---- */
+
+/* n elements nested in one another, each with `attrs` attributes. */
+static char *nested(unsigned n, unsigned attrs, size_t *len_r)
+{
+	struct buf b = BUF_INIT;
+
+	for (unsigned i = 0; i < n; i++) {
+		buf_append_str(&b, "<e");
+		for (unsigned k = 0; k < attrs; k++)
+			buf_appendf(&b, " a%u='%u'", k, k);
+		buf_append_str(&b, ">");
+	}
+	for (unsigned i = 0; i < n; i++)
+		buf_append_str(&b, "</e>");
+	return buf_steal(&b, len_r);
+}
+
+static void expect_document(const char *data, size_t len, bool ok)
+{
+	struct xml_node *el = xml_parse_document(data, len);
+
+	if (ok)
+		assert_non_null(el);
+	else
+		assert_null(el);
+	xml_free(el);
+}
+
+static void test_document_round_trip(void **state)
+{
+	static const char two[] = "<exodus xmlns='exodus:prefs' v='2'>"
+	    "<nick>a &amp; b</nick></exodus><junk/>";
+	struct xml_node *el;
+	char *stored;
+	size_t len;
+
+	/* A stored stanza comes back as it was: namespaces, escapes, UTF-8
+	 * and attributes, byte for byte once serialized again. */
+	el = xml_parse_document(realistic_message, strlen(realistic_message));
+	assert_non_null(el);
+	assert_true(xml_is(el, "message", XML_NS_CLIENT));
+	assert_string_equal(xml_attr(el, "id"), "m1");
+	stored = xml_serialize_document(el, &len);
+	assert_int_equal(len, strlen(realistic_message));
+	assert_string_equal(stored, realistic_message);
+	free(stored);
+	xml_free(el);
+
+	/* Any element, not only stanzas, in its own namespace. Only `len`
+	 * bytes are read: what follows them is not looked at. */
+	el = xml_parse_document(two, strlen(two) - strlen("<junk/>"));
+	assert_non_null(el);
+	assert_true(xml_is(el, "exodus", "exodus:prefs"));
+	assert_string_equal(xml_child_text(el, "nick", "exodus:prefs"), "a & b");
+	stored = xml_serialize_document(el, NULL);
+	assert_string_equal(stored, "<exodus xmlns='exodus:prefs' v='2'>"
+	    "<nick>a &amp; b</nick></exodus>");
+	free(stored);
+	xml_free(el);
+}
+
+static void test_document_damaged(void **state)
+{
+	static const char *const bad[] = {
+		"",                                 /* nothing */
+		"   ",
+		"just text",
+		"<a/><b/>",                         /* two elements */
+		"<a/>text",
+		"<a><b></a>",                       /* not well-formed */
+		"<a>",                              /* cut short */
+		"<a/></stream:stream>",             /* ends the stream */
+		"<!-- c --><a/>",                   /* restricted XML */
+		"<?pi x?><a/>",
+		"<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>",
+		"<p:a/>",                           /* unbound prefix */
+	};
+	char *doc;
+	size_t len;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		expect_document(bad[i], strlen(bad[i]), false);
+	/* A NUL inside the length is not the end of the data. */
+	expect_document("<a/>\0<b/>", 9, false);
+
+	/* Depth and attributes are bounded, exactly at the limits. */
+	doc = nested(XML_DOCUMENT_MAX_DEPTH, 0, &len);
+	expect_document(doc, len, true);
+	free(doc);
+	doc = nested(XML_DOCUMENT_MAX_DEPTH + 1, 0, &len);
+	expect_document(doc, len, false);
+	free(doc);
+	doc = nested(1, XML_DOCUMENT_MAX_ATTRS, &len);
+	expect_document(doc, len, true);
+	free(doc);
+	doc = nested(1, XML_DOCUMENT_MAX_ATTRS + 1, &len);
+	expect_document(doc, len, false);
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1175,6 +1277,8 @@ int main(void)
 		cmocka_unit_test(test_tree_attrs),
 		cmocka_unit_test(test_tree_copy),
 		cmocka_unit_test(test_tree_remove),
+		cmocka_unit_test(test_document_round_trip),
+		cmocka_unit_test(test_document_damaged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
