@@ -149,6 +149,9 @@ static const struct config_entry entries[] = {
 	{ .section = "mam", .key = "retention_days", .type = CT_UINT,
 	  .min = 0, .max = 36500, .def = "365",
 	  .offset = OFF(mam_retention_days) },
+	{ .section = "mam", .key = "backlog_pause", .type = CT_UINT,
+	  .min = 64, .max = 1048576, .def = "16384",
+	  .offset = OFF(mam_backlog_pause) },
 
 	{ .section = "pep", .key = "max_items", .type = CT_UINT, .min = 1,
 	  .max = 100000, .def = "256", .offset = OFF(pep_max_items) },

@@ -69,6 +69,7 @@ struct config {
 	bool mam_enabled;        /* "enabled"; default true */
 	char *mam_default;       /* "default": roster|always|never, for users without preferences; default roster */
 	unsigned mam_retention_days; /* "retention_days": older messages are removed, 0 = never; default 365 */
+	unsigned mam_backlog_pause; /* "backlog_pause": records waiting for the store before clients stop being read; default 16384 */
 
 	/* [pep] (XEP-0163 on XEP-0060) */
 	unsigned pep_max_items;  /* "max_items": most items a node keeps (also what "max" means); default 256 */

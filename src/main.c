@@ -34,6 +34,7 @@
 #include "util/workq.h"
 #include "util/xalloc.h"
 #include "xmpp/c2s.h"
+#include "xmpp/c2s_intake.h"
 #include "xmpp/c2s_sm.h"
 
 #define DEFAULT_CONFIG "/etc/roost/roost.conf"
@@ -388,6 +389,7 @@ out:
 	listener_free_all(srv.listeners);
 	auth_throttle_free(srv.throttle);
 	addr_limit_free(srv.addr_limit);
+	intake_free(&srv);
 	tls_free(srv.tls);
 	if (srv.seal_keys != NULL) {
 		seal_keys_clear(srv.seal_keys);

@@ -39,6 +39,10 @@ struct server {
 	struct listener *listeners;
 	struct c2s *streams;       /* every client stream, for shutdown */
 	unsigned nstreams;
+	/* xmpp/c2s_intake.h: holds, and the streams waiting for the release */
+	unsigned intake_holds;
+	struct c2s *parked, *parked_tail;
+	struct event *intake_ev;
 	uint64_t next_stream_id;
 
 	struct hashmap *sessions;  /* full JID -> struct session (bound) */

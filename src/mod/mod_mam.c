@@ -34,7 +34,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <openssl/rand.h>
 
 #include "config.h"
 #include "core/account.h"
@@ -48,9 +47,11 @@
 #include "store/store.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/random.h"
 #include "util/xalloc.h"
 #include "xml/xml.h"
 #include "xml/xml_writer.h"
+#include "xmpp/c2s_intake.h"
 
 /* Retention runs at most this often per loaded account. */
 #define MAM_EXPIRE_EVERY_US (24LL * 3600 * 1000000)
@@ -145,7 +146,7 @@ static void new_stanza_id(char out[SID_LEN + 1])
 	unsigned char rnd[8];
 	uint64_t r = 0;
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (random_bytes(rnd, sizeof(rnd)) != 0) {
 		/* Without randomness an id could be guessed or repeat. */
 		log_error("mam: no random bytes for a stanza-id");
 		abort();
@@ -284,19 +285,35 @@ struct mam_server {
 	struct pending_item *items;
 	size_t n, cap, bytes;
 	unsigned inflight;        /* batches in the store */
+	bool holding;             /* holds client intake (c2s_intake.h) */
+	bool paused_once;         /* logged the first hold */
 	bool warned;              /* logged the first back-pressure wait */
 };
 
 /* Flush at once beyond these. */
 #define MAM_BATCH_MAX 512
 #define MAM_BATCH_BYTES (4u * 1024 * 1024)
-/* Back-pressure: with this many waiting while a batch is in the store,
- * the loop waits for the store (store_wait_idle) instead of letting the
- * backlog grow without bound. Only under sustained overload: the store
- * takes ~10-20 µs a message, so this is a pause of ~0.1 s, during which
- * clients are not read, which is what slows them down. */
-#define MAM_BACKLOG_MAX 8192
-#define MAM_BACKLOG_BYTES (32u * 1024 * 1024)
+/* One batch in the store at a time: the next one collects meanwhile, so
+ * a busy store gets larger batches (cheaper per record: each user's
+ * keyring row and index pages are written once a batch), not a queue. */
+#define MAM_INFLIGHT_MAX 1
+/* Back-pressure. With [mam] backlog_pause records (or MAM_HOLD_BYTES)
+ * waiting behind the batch in the store, session streams stop being read
+ * until the batch is done (c2s_intake.h): the loop goes on delivering,
+ * the store goes on storing, and the senders slow down. The backlog can
+ * still grow past that (bytes a stream had already read, messages from
+ * elsewhere); at the hard limit the whole loop waits for the store
+ * (store_wait_idle), which bounds the memory at the cost of a pause. */
+#define MAM_HOLD_BYTES (16u * 1024 * 1024)
+#define MAM_BACKLOG_MIN 65536
+#define MAM_BACKLOG_BYTES (64u * 1024 * 1024)
+
+static size_t backlog_max(const struct server *srv)
+{
+	size_t n = (size_t)srv->cfg->mam_backlog_pause * 4;
+
+	return n > MAM_BACKLOG_MIN ? n : MAM_BACKLOG_MIN;
+}
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -332,6 +349,10 @@ static void batch_done(void *ctx, const int *results, size_t n)
 	/* Also while shutting down: closing the store runs completions until
 	 * none is left, so what waited behind this batch is still stored. */
 	flush(ms, false);
+	if (ms->holding) {
+		ms->holding = false;
+		intake_release(ms->srv);
+	}
 }
 
 static void flush(struct mam_server *ms, bool force)
@@ -339,7 +360,7 @@ static void flush(struct mam_server *ms, bool force)
 	struct server *srv = ms->srv;
 	struct store_archive_item *items;
 
-	if (ms->n == 0 || (!force && ms->inflight > 0))
+	if (ms->n == 0 || (!force && ms->inflight >= MAM_INFLIGHT_MAX))
 		return;
 	items = xcalloc(ms->n, sizeof(*items));
 	for (size_t i = 0; i < ms->n; i++) {
@@ -401,8 +422,9 @@ static void archive(struct server *srv, const char *owner_bare,
 	/* Shutting down, the loop may not run again: no waiting. */
 	if (srv->shutting_down) {
 		flush(ms, true);
-	} else if (ms->inflight > 0 && (ms->n >= MAM_BACKLOG_MAX ||
-					ms->bytes >= MAM_BACKLOG_BYTES)) {
+	} else if (ms->inflight >= MAM_INFLIGHT_MAX &&
+		   (ms->n >= backlog_max(srv) ||
+		    ms->bytes >= MAM_BACKLOG_BYTES)) {
 		if (!ms->warned) {
 			log_warn("mam: the archive is behind by %zu messages: "
 				 "waiting for the store", ms->n);
@@ -414,6 +436,17 @@ static void archive(struct server *srv, const char *owner_bare,
 		flush(ms, false);
 	} else if (ms->n == 1) {
 		event_active(ms->flush_ev, EV_TIMEOUT, 0);
+	}
+	if (!srv->shutting_down && ms->inflight >= MAM_INFLIGHT_MAX &&
+	    !ms->holding && (ms->n >= srv->cfg->mam_backlog_pause ||
+			     ms->bytes >= MAM_HOLD_BYTES)) {
+		if (!ms->paused_once) {
+			log_info("mam: the store is %zu records behind: clients "
+				 "are read again when its batch is done", ms->n);
+			ms->paused_once = true;
+		}
+		ms->holding = true;
+		intake_hold(srv);
 	}
 }
 

@@ -104,6 +104,17 @@ static void on_read(struct bufferevent *bev, void *arg)
 		wake(c);
 }
 
+void conn_pause_read(struct conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_resume_read(struct conn *c)
+{
+	if (!c->closing)
+		bufferevent_enable(c->bev, EV_READ);
+}
+
 static void output_empty(struct conn *c)
 {
 	if (c->want_drained) {

@@ -65,6 +65,13 @@ void conn_free(struct conn *c);
  * the socket, so after STARTTLS it counts TLS bytes. */
 void conn_set_read_limit(struct conn *c, struct ev_token_bucket_cfg *cfg);
 
+/* Stops and restarts reading the socket (back-pressure: c2s_intake.h).
+ * Input already read stays in conn_input(); resuming does not call
+ * ops->read for it: the caller reads it. A closing connection stays
+ * unread. */
+void conn_pause_read(struct conn *c);
+void conn_resume_read(struct conn *c);
+
 struct evbuffer *conn_input(struct conn *c);
 void conn_write(struct conn *c, const void *data, size_t len);
 /* Bytes queued for the peer. */

@@ -4,10 +4,14 @@
 #ifndef ROOST_SEAL_SEAL_PRIVATE_H
 #define ROOST_SEAL_SEAL_PRIVATE_H
 
+/* Before any OpenSSL header: seal_hmac.c uses SHA256_* (see seal_mac). */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "seal/seal.h"
 
@@ -19,15 +23,25 @@ enum seal_mac_kind { SEAL_MAC_CHAIN, SEAL_MAC_TOMB, SEAL_MAC_ROW, SEAL_MAC_CRED 
  * is the only static state in src/seal/. Returns 0 or -1. */
 int seal_algs_init(void);
 
+/* HMAC-SHA256 on SHA-256's own compression state (seal_hmac.c): the key
+ * is absorbed once into inner and outer states, and each MAC starts from
+ * a plain copy of them. Through EVP_MAC every MAC paid for a context
+ * duplicate, provider lookups and frees, more than the two or three
+ * compressions of the small messages MACed here. OpenSSL 3 deprecates
+ * the SHA256_* calls, not their implementation (the same code EVP uses),
+ * hence OPENSSL_SUPPRESS_DEPRECATED above. */
 /* An HMAC-SHA256 being computed: label || fields, encoded as DESIGN §5
- * says. Small fields gather in `pend` so that OpenSSL sees few updates.
- * Errors are sticky and reported by seal_mac_end. */
+ * says. Errors are sticky and reported by seal_mac_end. */
 struct seal_mac {
-	EVP_MAC_CTX *ctx;
+	SHA256_CTX inner;
+	const struct seal_hmac_key *key;
 	int err;
-	size_t len;
-	unsigned char pend[256];
 };
+
+/* The keyed states for `key`: NULL only if `key` is NULL. Free with
+ * seal_hmac_key_free (wipes them). */
+struct seal_hmac_key *seal_hmac_key_new(const unsigned char key[SEAL_KEY_LEN]);
+void seal_hmac_key_free(struct seal_hmac_key *k);
 
 int seal_mac_begin(struct seal_mac *m, const struct seal_keys *keys,
 		   enum seal_mac_kind kind, const char *label);
@@ -42,9 +56,6 @@ int seal_mac_fork(struct seal_mac *m, struct seal_mac *copy);
 int seal_mac_end(struct seal_mac *m, unsigned char out[SEAL_KEY_LEN]);
 /* 0 when mac equals the computed one (constant-time), else -1; frees. */
 int seal_mac_verify(struct seal_mac *m, const unsigned char mac[SEAL_KEY_LEN]);
-
-/* A keyed HMAC-SHA256 context template for seal_keys. */
-EVP_MAC_CTX *seal_mac_template(const unsigned char key[SEAL_KEY_LEN]);
 
 /* HKDF-SHA256 (extract and expand) to 32 bytes; salt may be NULL. */
 int seal_hkdf(const unsigned char *salt, size_t salt_len,

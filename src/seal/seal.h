@@ -81,9 +81,9 @@ struct seal_keys {
 	unsigned char k_row[SEAL_KEY_LEN];
 	unsigned char k_cred[SEAL_KEY_LEN];
 	unsigned char k_pepper[SEAL_KEY_LEN];
-	/* private: HMAC contexts keyed with k_chain, k_tomb, k_row, k_cred;
-	 * each use works on a duplicate, never on these. */
-	struct evp_mac_ctx_st *mac_tmpl[4];
+	/* private: HMAC-SHA256 keyed with k_chain, k_tomb, k_row, k_cred
+	 * (seal_hmac.c); each use starts from a copy, never changes these. */
+	struct seal_hmac_key *mac_tmpl[4];
 };
 
 int seal_keys_derive(const unsigned char seal_key[SEAL_KEY_LEN],
@@ -257,6 +257,12 @@ bool seal_keyring_has_key(const struct seal_keyring *kr, uint32_t key_id);
 int seal_keyring_note_seal(const struct seal_keys *keys,
 			   struct seal_keyring *kr, enum seal_store store,
 			   const struct seal_record *rec);
+/* note_seal without the MAC update, for a batch of records to one user:
+ * the caller runs seal_keyring_mac_update once, after the last, before
+ * the row is written (a MAC per record cost as much as the rest of the
+ * bookkeeping). Same checks and return as note_seal. */
+int seal_keyring_advance(struct seal_keyring *kr, enum seal_store store,
+			 const struct seal_record *rec);
 int seal_keyring_note_wipe(const struct seal_keys *keys,
 			   struct seal_keyring *kr, enum seal_store store,
 			   size_t ct_len);

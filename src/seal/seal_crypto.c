@@ -1,7 +1,8 @@
-/* The primitives of DESIGN §5 over OpenSSL 3's EVP API: HMAC-SHA256
- * (EVP_MAC), HKDF-SHA256 (EVP_KDF), ChaCha20-Poly1305 (EVP_CIPHER) and
- * X25519 (EVP_PKEY). Algorithms are fetched once: an implicit fetch on
- * every call costs more than the 64-byte HMACs it would serve. */
+/* The primitives of DESIGN §5 over OpenSSL 3's EVP API: HKDF-SHA256
+ * (EVP_KDF), ChaCha20-Poly1305 (EVP_CIPHER) and X25519 (EVP_PKEY);
+ * HMAC-SHA256 is in seal_hmac.c. Algorithms are fetched once: an
+ * implicit fetch on every call costs more than the small inputs it would
+ * serve. */
 #include "seal/seal-private.h"
 
 #include <pthread.h>
@@ -13,17 +14,15 @@
 #include <openssl/params.h>
 
 static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
-static EVP_MAC *alg_hmac;
 static EVP_KDF *alg_hkdf;
 static EVP_CIPHER *alg_chacha;
 static int algs_ok;
 
 static void algs_fetch(void)
 {
-	alg_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	alg_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	alg_chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
-	algs_ok = alg_hmac != NULL && alg_hkdf != NULL && alg_chacha != NULL;
+	algs_ok = alg_hkdf != NULL && alg_chacha != NULL;
 }
 
 int seal_algs_init(void)
@@ -31,129 +30,6 @@ int seal_algs_init(void)
 	if (pthread_once(&algs_once, algs_fetch) != 0 || !algs_ok)
 		return -1;
 	return 0;
-}
-
-/* ---- HMAC ---- */
-
-EVP_MAC_CTX *seal_mac_template(const unsigned char key[SEAL_KEY_LEN])
-{
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-						 (char *)"SHA256", 0),
-		OSSL_PARAM_construct_end(),
-	};
-	EVP_MAC_CTX *ctx;
-
-	if (seal_algs_init() != 0 || (ctx = EVP_MAC_CTX_new(alg_hmac)) == NULL)
-		return NULL;
-	if (!EVP_MAC_init(ctx, key, SEAL_KEY_LEN, params)) {
-		EVP_MAC_CTX_free(ctx);
-		return NULL;
-	}
-	return ctx;
-}
-
-static void mac_flush(struct seal_mac *m)
-{
-	if (m->len > 0 && m->ctx != NULL && !EVP_MAC_update(m->ctx, m->pend, m->len))
-		m->err = 1;
-	m->len = 0;
-}
-
-int seal_mac_begin(struct seal_mac *m, const struct seal_keys *keys,
-		   enum seal_mac_kind kind, const char *label)
-{
-	m->err = 0;
-	m->len = 0;
-	/* A duplicate of the keyed template: the template itself is never
-	 * updated, so one seal_keys serves every thread. */
-	m->ctx = keys->mac_tmpl[kind] != NULL ? EVP_MAC_CTX_dup(keys->mac_tmpl[kind])
-					      : NULL;
-	if (m->ctx == NULL) {
-		m->err = 1;
-		return -1;
-	}
-	seal_mac_raw(m, label, strlen(label));
-	return 0;
-}
-
-void seal_mac_raw(struct seal_mac *m, const void *data, size_t len)
-{
-	if (len > sizeof(m->pend) - m->len) {
-		mac_flush(m);
-		if (len > sizeof(m->pend)) {
-			if (m->ctx != NULL && !EVP_MAC_update(m->ctx, data, len))
-				m->err = 1;
-			return;
-		}
-	}
-	memcpy(m->pend + m->len, data, len);
-	m->len += len;
-}
-
-void seal_mac_u64(struct seal_mac *m, uint64_t v)
-{
-	unsigned char b[8];
-	seal_be64(b, v);
-	seal_mac_raw(m, b, sizeof(b));
-}
-
-void seal_mac_lp(struct seal_mac *m, const void *data, size_t len)
-{
-	unsigned char b[4];
-	if (len > UINT32_MAX) {
-		m->err = 1;
-		return;
-	}
-	seal_be32(b, (uint32_t)len);
-	seal_mac_raw(m, b, sizeof(b));
-	seal_mac_raw(m, data, len);
-}
-
-void seal_mac_lp_str(struct seal_mac *m, const char *s)
-{
-	seal_mac_lp(m, s, strlen(s));
-}
-
-int seal_mac_fork(struct seal_mac *m, struct seal_mac *copy)
-{
-	mac_flush(m);
-	copy->err = m->err;
-	copy->len = 0;
-	copy->ctx = m->ctx != NULL ? EVP_MAC_CTX_dup(m->ctx) : NULL;
-	if (copy->ctx == NULL) {
-		copy->err = 1;
-		return -1;
-	}
-	return 0;
-}
-
-int seal_mac_end(struct seal_mac *m, unsigned char out[SEAL_KEY_LEN])
-{
-	size_t n = 0;
-	int ret = -1;
-
-	mac_flush(m);
-	if (!m->err && m->ctx != NULL &&
-	    EVP_MAC_final(m->ctx, out, &n, SEAL_KEY_LEN) && n == SEAL_KEY_LEN)
-		ret = 0;
-	EVP_MAC_CTX_free(m->ctx);
-	m->ctx = NULL;
-	/* The pending bytes may include key ids and chains: not secret, but
-	 * the buffer is on the stack of callers that also handle keys. */
-	OPENSSL_cleanse(m->pend, sizeof(m->pend));
-	return ret;
-}
-
-int seal_mac_verify(struct seal_mac *m, const unsigned char mac[SEAL_KEY_LEN])
-{
-	unsigned char got[SEAL_KEY_LEN];
-	int ret = -1;
-
-	if (seal_mac_end(m, got) == 0 && CRYPTO_memcmp(got, mac, SEAL_KEY_LEN) == 0)
-		ret = 0;
-	OPENSSL_cleanse(got, sizeof(got));
-	return ret;
 }
 
 /* ---- HKDF ---- */

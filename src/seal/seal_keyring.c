@@ -409,11 +409,9 @@ static bool store_ok(enum seal_store store)
 	return store == SEAL_STORE_OFFLINE || store == SEAL_STORE_ARCHIVE;
 }
 
-int seal_keyring_note_seal(const struct seal_keys *keys,
-			   struct seal_keyring *kr, enum seal_store store,
-			   const struct seal_record *rec)
+int seal_keyring_advance(struct seal_keyring *kr, enum seal_store store,
+			 const struct seal_record *rec)
 {
-	struct seal_keyring tmp;
 	struct seal_chain *c;
 
 	if (!store_ok(store))
@@ -422,13 +420,21 @@ int seal_keyring_note_seal(const struct seal_keys *keys,
 	if (rec->seq != c->head_seq + 1 || rec->wiped ||
 	    c->live_bytes + rec->ct_len < c->live_bytes)
 		return -1;
-	tmp = *kr;
-	c = &tmp.chains[store];
 	c->head_seq = rec->seq;
 	memcpy(c->head_chain, rec->chain, SEAL_KEY_LEN);
 	c->live++;
 	c->live_bytes += rec->ct_len;
-	if (seal_keyring_mac_update(keys, &tmp) != 0)
+	return 0;
+}
+
+int seal_keyring_note_seal(const struct seal_keys *keys,
+			   struct seal_keyring *kr, enum seal_store store,
+			   const struct seal_record *rec)
+{
+	struct seal_keyring tmp = *kr;
+
+	if (seal_keyring_advance(&tmp, store, rec) != 0 ||
+	    seal_keyring_mac_update(keys, &tmp) != 0)
 		return -1;
 	*kr = tmp;
 	return 0;

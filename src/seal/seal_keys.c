@@ -87,10 +87,10 @@ int seal_keys_derive(const unsigned char seal_key[SEAL_KEY_LEN],
 			goto fail;
 	}
 	/* Same order as enum seal_mac_kind. */
-	out->mac_tmpl[SEAL_MAC_CHAIN] = seal_mac_template(out->k_chain);
-	out->mac_tmpl[SEAL_MAC_TOMB] = seal_mac_template(out->k_tomb);
-	out->mac_tmpl[SEAL_MAC_ROW] = seal_mac_template(out->k_row);
-	out->mac_tmpl[SEAL_MAC_CRED] = seal_mac_template(out->k_cred);
+	out->mac_tmpl[SEAL_MAC_CHAIN] = seal_hmac_key_new(out->k_chain);
+	out->mac_tmpl[SEAL_MAC_TOMB] = seal_hmac_key_new(out->k_tomb);
+	out->mac_tmpl[SEAL_MAC_ROW] = seal_hmac_key_new(out->k_row);
+	out->mac_tmpl[SEAL_MAC_CRED] = seal_hmac_key_new(out->k_cred);
 	for (size_t i = 0; i < 4; i++)
 		if (out->mac_tmpl[i] == NULL)
 			goto fail;
@@ -103,7 +103,7 @@ fail:
 void seal_keys_clear(struct seal_keys *keys)
 {
 	for (size_t i = 0; i < 4; i++)
-		EVP_MAC_CTX_free(keys->mac_tmpl[i]);
+		seal_hmac_key_free(keys->mac_tmpl[i]);
 	OPENSSL_cleanse(keys, sizeof(*keys));
 }
 

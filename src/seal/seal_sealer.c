@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "util/hashmap.h"
+#include "util/random.h"
 #include "util/xalloc.h"
 
 #define SEALER_DEFAULT_ENTRIES 4096
@@ -239,7 +239,7 @@ int seal_record_seal(struct seal_sealer *s, const struct seal_keys *keys,
 	rec.ct_len = len + SEAL_TAG_LEN;
 	rec.ct = xmalloc(rec.ct_len);
 	aad_len = seal_record_aad(jid, seq, stamp, key_id, aad);
-	if (RAND_bytes(rec.nonce + 8, SEAL_NONCE_LEN - 8) != 1 ||
+	if (random_bytes(rec.nonce + 8, SEAL_NONCE_LEN - 8) != 0 ||
 	    seal_aead_seal(k, rec.nonce, aad, aad_len, plaintext, len, rec.ct) != 0 ||
 	    seal_record_chain(keys, jid, store, &rec, prev_chain,
 			      rec.chain) != 0) {

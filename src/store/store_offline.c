@@ -398,8 +398,8 @@ static int deposit_one(struct off_req *r, struct dep_user *u, size_t i)
 	u->last_seq = seq;
 	if (st->backend->offline_insert(st, u->local, u->domain, &rec,
 					&r->error) == 0) {
-		if (seal_keyring_note_seal(st->seal_keys, &u->kr,
-					   SEAL_STORE_OFFLINE, &rec) == 0) {
+		if (seal_keyring_advance(&u->kr, SEAL_STORE_OFFLINE,
+					 &rec) == 0) {
 			r->stored[i] = seq;
 			ret = 0;
 		} else {
@@ -433,9 +433,11 @@ static void deposit_work(struct off_req *r)
 	/* One row write per recipient, after all of its records. */
 	while (!failed && hashmap_next(users, &pos, NULL, &v)) {
 		u = v;
+		/* The row's MAC once, over every record of the batch. */
 		if (u->first_seq != 0 &&
-		    store_keyring_write(st, u->local, u->domain, &u->kr,
-					&r->error) < 0)
+		    (seal_keyring_mac_update(st->seal_keys, &u->kr) < 0 ||
+		     store_keyring_write(st, u->local, u->domain, &u->kr,
+					 &r->error) < 0))
 			failed = true;
 	}
 	if (!failed && be->tx_commit(st, &r->error) < 0)

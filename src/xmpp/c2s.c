@@ -29,6 +29,7 @@
 #include "xml/xml.h"
 #include "xml/xml_parser.h"
 #include "xml/xml_writer.h"
+#include "xmpp/c2s_intake.h"
 #include "xmpp/c2s_sasl.h"
 #include "xmpp/c2s_sm.h"
 #include "xmpp/stream_error.h"
@@ -73,6 +74,7 @@ static void c2s_free(struct c2s *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nstreams--;
+	intake_forget(c);
 	addr_limit_release(srv->addr_limit, c->conn->peer_ip);
 	c2s_sasl_free(c);
 	c2s_drop_drained(c);
@@ -814,12 +816,13 @@ static void on_stanza(void *ctx, struct xml_node *el)
 
 /* --- I/O ------------------------------------------------------------ */
 
-static void conn_read(void *ctx)
+void c2s_read_input(struct c2s *c)
 {
-	struct c2s *c = ctx;
 	struct evbuffer *in = conn_input(c->conn);
 	char chunk[READ_CHUNK];
 
+	if (c->state == C2S_SESSION && intake_park(c))
+		return;
 	while (c->state != C2S_CLOSED && c->state != C2S_CLOSING &&
 	       evbuffer_get_length(in) > 0) {
 		int n = evbuffer_remove(in, chunk, sizeof(chunk));
@@ -834,6 +837,11 @@ static void conn_read(void *ctx)
 		if (c->restart_pending && !c->tls)
 			break;
 	}
+}
+
+static void conn_read(void *ctx)
+{
+	c2s_read_input(ctx);
 }
 
 static const struct conn_ops c2s_conn_ops = {

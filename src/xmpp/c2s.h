@@ -60,7 +60,13 @@ struct c2s {
 	struct event *timer;   /* auth timeout, then keepalive */
 	struct event *free_ev;
 	struct c2s *prev, *next; /* srv->streams */
+	bool parked;           /* c2s_intake.h: not read until the release */
+	struct c2s *park_prev, *park_next; /* srv->parked */
 };
+
+/* Feeds the parser what the connection has read (c2s_intake.c calls it
+ * again for a stream it parked). */
+void c2s_read_input(struct c2s *c);
 
 /* Takes over an accepted socket. */
 void c2s_accept(struct server *srv, int fd, struct sockaddr *addr, int addrlen,

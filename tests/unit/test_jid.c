@@ -4,8 +4,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <stringprep.h>
 
 #include "core/jid.h"
 #include "util/xalloc.h"
@@ -341,6 +345,70 @@ static void test_prep_functions(void **state)
 	assert_int_equal(jid_prep_resource("", &out), -1);
 }
 
+/* jid.c prepares ASCII without libidn: every ASCII character, alone and
+ * between letters, must come out as libidn's own profiles make it. */
+static int libidn_prep(const char *in, const Stringprep_profile *profile,
+		       char out[64])
+{
+	snprintf(out, 64, "%s", in);
+	return stringprep(out, 64, 0, profile) == STRINGPREP_OK &&
+	       out[0] != '\0' ? 0 : -1;
+}
+
+static bool is_ldh_host(const char *s)
+{
+	for (const char *p = s; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '-'))
+			return false;
+	return s[0] != '-' && s[0] != '\0' && s[strlen(s) - 1] != '-';
+}
+
+static void same_as_libidn(const char *in, const Stringprep_profile *profile,
+			   int (*ours)(const char *, char **))
+{
+	char want[64], *got = NULL;
+	int rc_want = libidn_prep(in, profile, want);
+
+	assert_int_equal(ours(in, &got), rc_want);
+	if (rc_want == 0)
+		assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_ascii_matches_libidn(void **state)
+{
+	for (int c = 1; c < 0x80; c++) {
+		char forms[2][4] = { { (char)c, 0 }, { 'A', (char)c, 'z', 0 } };
+
+		for (int f = 0; f < 2; f++) {
+			const char *in = forms[f];
+			char want[64], *got = NULL;
+			int rc_want, rc_got;
+
+			same_as_libidn(in, stringprep_xmpp_nodeprep,
+				       jid_prep_local);
+			same_as_libidn(in, stringprep_xmpp_resourceprep,
+				       jid_prep_resource);
+
+			/* Nameprep, then the host-name rules (a lone '.' is a
+			 * trailing dot: not compared). */
+			if (c == '.')
+				continue;
+			rc_want = libidn_prep(in, stringprep_nameprep, want);
+			if (rc_want == 0 && !is_ldh_host(want))
+				rc_want = -1;
+			if (rc_want == 0 && strspn(want, "0123456789") == strlen(want))
+				rc_want = -1; /* all digits: not a host name */
+			rc_got = jid_prep_domain(in, &got);
+			assert_int_equal(rc_got, rc_want);
+			if (rc_got == 0)
+				assert_string_equal(got, want);
+			free(got);
+		}
+	}
+}
+
 static void test_bare_full(void **state)
 {
 	struct jid j;
@@ -435,6 +503,7 @@ int main(void)
 		cmocka_unit_test(test_lengths),
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_prep_functions),
+		cmocka_unit_test(test_ascii_matches_libidn),
 		cmocka_unit_test(test_bare_full),
 		cmocka_unit_test(test_normalize),
 		cmocka_unit_test(test_equal_copy),
