@@ -274,6 +274,7 @@ static char *serialize(const struct xml_node *msg, size_t *len_r)
 struct pending_item {
 	char *local, *domain, *with, *stanza_id;
 	bool outgoing;
+	bool new_id;              /* store_archive_item.new_id */
 	int64_t stamp;
 	char *data;
 	size_t len;
@@ -286,6 +287,9 @@ struct mam_server {
 	size_t n, cap, bytes;
 	unsigned inflight;        /* batches in the store */
 	bool holding;             /* holds client intake (c2s_intake.h) */
+	/* The stanza-id message_inbound made last, until message_routed
+	 * archives that message: an id made in this routing pass is new. */
+	char made_id[SID_LEN + 1];
 	bool paused_once;         /* logged the first hold */
 	bool warned;              /* logged the first back-pressure wait */
 };
@@ -368,6 +372,7 @@ static void flush(struct mam_server *ms, bool force)
 		items[i] = (struct store_archive_item){
 			.local = p->local, .domain = p->domain, .with = p->with,
 			.stanza_id = p->stanza_id, .outgoing = p->outgoing,
+			.new_id = p->new_id,
 			.stamp_us = p->stamp, .stanza = p->data, .len = p->len,
 		};
 	}
@@ -401,7 +406,7 @@ void mam_flush_before_read(struct server *srv)
 
 static void archive(struct server *srv, const char *owner_bare,
 		    const char *with, const char *stanza_id, bool outgoing,
-		    const struct xml_node *msg)
+		    bool new_id, const struct xml_node *msg)
 {
 	struct mam_server *ms = server_ctx(srv);
 	const char *at = strchr(owner_bare, '@');
@@ -416,6 +421,7 @@ static void archive(struct server *srv, const char *owner_bare,
 	p->with = xstrdup(with);
 	p->stanza_id = xstrdup(stanza_id);
 	p->outgoing = outgoing;
+	p->new_id = new_id;
 	p->stamp = seal_now_us();
 	p->data = serialize(msg, &p->len);
 	ms->bytes += p->len;
@@ -498,6 +504,7 @@ static void mam_message_inbound(struct server *srv, struct xml_node *msg,
 		sid = xml_add_child(msg, "stanza-id", NS_SID);
 		xml_set_attr(sid, "by", bare);
 		xml_set_attr(sid, "id", id);
+		memcpy(server_ctx(srv)->made_id, id, sizeof(id));
 	}
 	free(bare);
 }
@@ -520,8 +527,17 @@ static void mam_message_routed(struct server *srv, const struct xml_node *msg,
 		    strcmp(xml_attr(sid, "by"), bare) == 0)
 			break;
 	if (bare != NULL && with != NULL && sid != NULL &&
-	    xml_attr(sid, "id") != NULL)
-		archive(srv, bare, with, xml_attr(sid, "id"), false, msg);
+	    xml_attr(sid, "id") != NULL) {
+		struct mam_server *ms = server_ctx(srv);
+		const char *id = xml_attr(sid, "id");
+		bool new_id = ms->made_id[0] != '\0' &&
+			      strcmp(id, ms->made_id) == 0;
+
+		/* Only the first time: the same message rerouted later (its
+		 * session died unacknowledged) must meet the check. */
+		ms->made_id[0] = '\0';
+		archive(srv, bare, with, id, false, new_id, msg);
+	}
 	free(bare);
 	free(with);
 }
@@ -543,7 +559,7 @@ static void mam_message_sent(struct session *s, struct xml_node *msg)
 	with = bare_of(xml_attr(msg, "to"));
 	if (with != NULL && strcmp(with, s->account->bare) != 0) {
 		new_stanza_id(id);
-		archive(srv, s->account->bare, with, id, true, msg);
+		archive(srv, s->account->bare, with, id, true, true, msg);
 	}
 	free(with);
 }

@@ -277,6 +277,11 @@ struct store_archive_item {
 	const char *with;       /* counterpart's bare JID */
 	const char *stanza_id;  /* XEP-0359 id, unique in this archive */
 	bool outgoing;          /* sent by the archive's owner */
+	/* stanza_id was made for this message just now, so no record can
+	 * carry it yet: the duplicate check (an index lookup, a tenth of a
+	 * deposit) is skipped. False for a message that may have been
+	 * archived before (rerouted, or anything not known to be new). */
+	bool new_id;
 	int64_t stamp_us;
 	const void *stanza;     /* serialized message, sealed whole */
 	size_t len;

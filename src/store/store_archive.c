@@ -318,8 +318,8 @@ static int deposit_one(struct arc_req *r, struct batch_user *u,
 
 	if (u->got <= 0)
 		return u->got == 0 ? 2 : -1;
-	got = be->archive_has_id(st, it->local, it->domain, it->stanza_id,
-				 &r->error);
+	got = it->new_id ? 0 : be->archive_has_id(st, it->local, it->domain,
+						  it->stanza_id, &r->error);
 	if (got != 0)
 		return got < 0 ? -2 : 3;
 	got = wanted(r, u, it);

@@ -1433,14 +1433,16 @@ static struct store *sqlite_open(const char *data_dir, char **error_r)
 	}
 	/* NORMAL: in WAL mode a crash loses at most the last commits since
 	 * the last checkpoint's sync, never consistency. A checkpoint every
-	 * 8192 pages (32 MiB) instead of 1000: fewer syncs and copies under
-	 * a steady stream of archive batches. A 32 MiB page cache instead of
+	 * 32768 pages (128 MiB of WAL) instead of 1000: pages that every
+	 * batch rewrites (each user's keyring row and index tails) are
+	 * copied into the database once per checkpoint, so fewer checkpoints
+	 * copy less; chat with everything archived ran ~15% faster. A 32 MiB page cache instead of
 	 * 2 MiB: the hot pages of every active user's archive and keyring
 	 * stay in memory instead of being read back from the WAL (with 200
 	 * users chatting, half the store thread's system time was pread). */
 	if (exec_sql(s->db, "PRAGMA synchronous = NORMAL;"
 			    "PRAGMA foreign_keys = ON;"
-			    "PRAGMA wal_autocheckpoint = 8192;"
+			    "PRAGMA wal_autocheckpoint = 32768;"
 			    "PRAGMA cache_size = -32768;", error_r) < 0)
 		goto fail;
 	if (migrate(s->db, path, error_r) < 0)
