@@ -19,6 +19,8 @@ struct config_vhost {
 struct config {
 	/* [server] */
 	char *data_dir;          /* default /var/lib/roost */
+/* In data_dir while roostd runs: its pid, for roostctl (src/main.c). */
+#define ROOSTD_PID_FILE "roostd.pid"
 	char *log_level;         /* error|warn|info|debug, default info */
 	char *seal_key_file;     /* default <data_dir>/seal.key */
 	unsigned workers;        /* worker threads, 1..64, default 2 */

@@ -194,6 +194,25 @@ static void end_detached_sessions(struct server *srv)
 	free(v);
 }
 
+/* data_dir/roostd.pid: how `roostctl deluser` finds roostd to tell it
+ * (SIGUSR1, mod_register) that accounts were removed. Written after the
+ * privilege drop, so roostd can remove it at exit; NULL if it cannot be
+ * written (roostctl then says roostd was not told). */
+static char *write_pid_file(const char *data_dir)
+{
+	char *path = xasprintf("%s/%s", data_dir, ROOSTD_PID_FILE);
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 ||
+	    fclose(f) != 0) {
+		log_warn("%s: %s: roostctl deluser cannot end sessions",
+			 path, strerror(errno));
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -248,10 +267,13 @@ int main(int argc, char **argv)
 	struct server srv;
 	struct run_as run_as = { 0 };
 	enum log_level level;
-	char *error = NULL;
+	char *error = NULL, *pid_path = NULL;
 	bool check_only = false;
 	int opt, rc = 1;
 
+	/* SIGUSR1 (roostctl deluser) would kill by default: ignored until
+	 * mod_register's handler replaces this. */
+	signal(SIGUSR1, SIG_IGN);
 	while ((opt = getopt(argc, argv, "c:thV")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -363,6 +385,7 @@ int main(int argc, char **argv)
 	srv.sig_int = evsignal_new(srv.base, SIGINT, on_signal, &srv);
 	event_add(srv.sig_term, NULL);
 	event_add(srv.sig_int, NULL);
+	pid_path = write_pid_file(cfg.data_dir);
 	log_info("roostd %s ready, data in %s", ROOST_VERSION, cfg.data_dir);
 
 	event_base_dispatch(srv.base);
@@ -375,6 +398,10 @@ fail:
 	log_error("%s", error);
 	free(error);
 out:
+	if (pid_path != NULL) {
+		unlink(pid_path);
+		free(pid_path);
+	}
 	for (struct c2s *c = srv.streams; c != NULL; c = c->next)
 		c2s_close(c, "exit");
 	/* Before the store closes: detached sessions hand their unacked

@@ -510,6 +510,43 @@ static int cmd_passwd(struct ctl *ctl, int argc, char **argv)
 	return set_password(ctl, argv[0], false);
 }
 
+/* Tells a roostd running on this data_dir (data_dir/roostd.pid, and a
+ * process of that pid named roostd) that accounts were removed: it ends
+ * their sessions (mod_register, SIGUSR1). */
+static void notify_roostd(struct ctl *ctl)
+{
+	char *path = xasprintf("%s/%s", ctl->data_dir, ROOSTD_PID_FILE);
+	char comm[64] = "", *proc;
+	FILE *f = fopen(path, "r");
+	long pid = 0;
+
+	if (f == NULL) {
+		free(path);
+		return; /* roostd is not running here */
+	}
+	if (fscanf(f, "%ld", &pid) != 1 || pid <= 1)
+		pid = 0;
+	fclose(f);
+	free(path);
+	if (pid == 0)
+		return;
+	/* A stale file may name a pid that another program reuses. */
+	proc = xasprintf("/proc/%ld/comm", pid);
+	f = fopen(proc, "r");
+	free(proc);
+	if (f != NULL) {
+		if (fgets(comm, sizeof(comm), f) == NULL)
+			comm[0] = '\0';
+		fclose(f);
+	}
+	if (strcmp(comm, "roostd\n") != 0)
+		return;
+	if (kill((pid_t)pid, SIGUSR1) != 0)
+		ctl_err("roostd (pid %ld) could not be told: %s; its sessions of "
+			"the removed account go on until they end", pid,
+			strerror(errno));
+}
+
 static int cmd_deluser(struct ctl *ctl, int argc, char **argv)
 {
 	struct jid jid;
@@ -531,6 +568,8 @@ static int cmd_deluser(struct ctl *ctl, int argc, char **argv)
 		ret = EXIT_OK;
 out:
 	close_store(ctl);
+	if (ret == EXIT_OK)
+		notify_roostd(ctl);
 	jid_free(&jid);
 	return ret;
 }

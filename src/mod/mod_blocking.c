@@ -716,6 +716,11 @@ void blocking_forget(struct server *srv, const char *bare)
 	blocklists_clear(blocking_ctx(srv)->lists, bare);
 }
 
+void blocking_forget_unless(struct server *srv, const struct hashmap *keep)
+{
+	blocklists_keep_only(blocking_ctx(srv)->lists, keep);
+}
+
 /* ---- the module ---- */
 
 static int blocking_init(struct server *srv)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct hashmap;
 struct jid;
 struct server;
 struct store;
@@ -17,6 +18,9 @@ struct store;
 /* The account `bare` was removed (XEP-0077, roostctl): forget its list,
  * which store_user_delete removed from the store already. */
 void blocking_forget(struct server *srv, const char *bare);
+/* Forgets the lists of every owner not in `keep` (bare JID -> anything):
+ * accounts removed by another process (roostctl deluser). */
+void blocking_forget_unless(struct server *srv, const struct hashmap *keep);
 
 /* ---- between mod_blocking.c and mod_blocking_list.c ---- */
 
@@ -51,6 +55,8 @@ void blocklists_remove(struct blocklists *lists, const char *owner,
 		       const char *item);
 /* Drops the owner's whole list. */
 void blocklists_clear(struct blocklists *lists, const char *owner);
+/* Clears every owner's list whose bare JID is not a key of `keep`. */
+void blocklists_keep_only(struct blocklists *lists, const struct hashmap *keep);
 
 size_t blocklist_count(const struct blocklist *bl);
 bool blocklist_has(const struct blocklist *bl, const char *item);

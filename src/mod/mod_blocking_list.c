@@ -109,6 +109,23 @@ void blocklists_clear(struct blocklists *lists, const char *owner)
 		blocklist_free(bl);
 }
 
+void blocklists_keep_only(struct blocklists *lists, const struct hashmap *keep)
+{
+	size_t pos = 0, n = 0;
+	char **drop = xcalloc(hashmap_count(lists->owners) + 1, sizeof(*drop));
+	const char *key;
+
+	/* Collected first: clearing removes from the map being walked. */
+	while (hashmap_next(lists->owners, &pos, &key, NULL))
+		if (hashmap_get(keep, key) == NULL)
+			drop[n++] = xstrdup(key);
+	for (size_t i = 0; i < n; i++) {
+		blocklists_clear(lists, drop[i]);
+		free(drop[i]);
+	}
+	free(drop);
+}
+
 size_t blocklist_count(const struct blocklist *bl)
 {
 	return bl != NULL ? hashmap_count(bl->items) : 0;

@@ -6,9 +6,12 @@
  * are in mod_register_account.c. */
 #include "mod/mod_register.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/event.h>
 
 #include "config.h"
 #include "core/account.h"
@@ -50,6 +53,7 @@ struct reg_bucket {
 struct reg_server {
 	struct hashmap *buckets;   /* peer_ip -> struct reg_bucket */
 	unsigned inflight;
+	struct event *sig_recheck; /* SIGUSR1: roostctl removed accounts */
 };
 
 /* Not modules_index: init runs before srv->modules is set. */
@@ -438,11 +442,22 @@ static const struct iq_handler register_iq[] = {
 
 static const char *const register_features[] = { NS_REGISTER, NULL };
 
+static void on_recheck_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	reg_accounts_recheck(arg);
+}
+
 static int register_init(struct server *srv)
 {
 	struct reg_server *rs = xcalloc(1, sizeof(*rs));
 
 	rs->buckets = hashmap_new();
+	rs->sig_recheck = evsignal_new(srv->base, SIGUSR1, on_recheck_signal,
+				       srv);
+	if (rs->sig_recheck != NULL)
+		event_add(rs->sig_recheck, NULL);
 	srv->mod_ctx[register_index()] = rs;
 	return 0;
 }
@@ -456,6 +471,8 @@ static void register_deinit(struct server *srv)
 	while (hashmap_next(rs->buckets, &pos, NULL, &v))
 		free(v);
 	hashmap_free(rs->buckets);
+	if (rs->sig_recheck != NULL)
+		event_free(rs->sig_recheck);
 	free(rs);
 	srv->mod_ctx[register_index()] = NULL;
 }

@@ -36,5 +36,9 @@ void reg_account_create(struct server *srv, const char *local,
 void reg_password_change(const struct iq_request *req, struct session *s,
 			 const char *password);
 void reg_account_remove(const struct iq_request *req, struct session *s);
+/* Ends what roostd holds of accounts that are no longer in the store
+ * (removed by roostctl, which then sends SIGUSR1): their sessions end
+ * with <not-authorized/>, as after XEP-0077 removal. Asynchronous. */
+void reg_accounts_recheck(struct server *srv);
 
 #endif

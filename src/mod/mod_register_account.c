@@ -191,6 +191,33 @@ static void end_sessions(struct account *a, const struct session *keep,
 			c2s_stream_error(c, condition, text);
 }
 
+/* The account is gone from the store, whoever removed it: unknown from
+ * now on (whoever needs it next loads it afresh and finds nothing; the
+ * struct lives on only for its references), its sessions end, its
+ * contacts learn that the subscriptions are gone, and nothing held in
+ * memory applies to a new account of the same name. */
+static void cancel_subscriptions(struct account *a);
+
+static void account_gone(struct account *a)
+{
+	struct server *srv = a->srv;
+
+	a->exists = false;
+	if (hashmap_get(srv->accounts, a->bare) == a)
+		hashmap_remove(srv->accounts, a->bare);
+	/* Its blocking list is kept in memory for the route filter. */
+	blocking_forget(srv, a->bare);
+	if (srv->shutting_down)
+		return;
+	end_sessions(a, NULL, "not-authorized", "account removed");
+	cancel_subscriptions(a);
+	/* What was queued for the account before its sessions ended (a
+	 * roster change, a published item) may have been written after the
+	 * removal: a purge sweeps it up, and makes the store forget the
+	 * account's chain anchors and the sealer's last seqs. */
+	store_user_purge(srv->store, a->local, a->domain, NULL, NULL);
+}
+
 /* ---- changes by the logged-in user ---- */
 
 /* The account's slot holds this while a change runs: the keyring must
@@ -398,7 +425,6 @@ static void remove_done(void *ctx, int result, const char *error)
 {
 	struct change *c = ctx;
 	struct account *a = c->a;
-	struct server *srv = c->srv;
 
 	if (result < 0) {
 		log_msg(LOG_ERROR, c->full, "account not removed: %s", error);
@@ -407,24 +433,58 @@ static void remove_done(void *ctx, int result, const char *error)
 		return;
 	}
 	log_msg(LOG_INFO, c->full, "account removed by its user");
-	/* Unknown from now on: whoever needs it next loads it afresh and
-	 * finds nothing; this struct lives on only for its references. */
-	a->exists = false;
-	if (hashmap_get(srv->accounts, a->bare) == a)
-		hashmap_remove(srv->accounts, a->bare);
-	/* Its blocking list is kept in memory for the route filter: it
-	 * must not apply to a new account of the same name. */
-	blocking_forget(srv, a->bare);
 	change_answer(c, NULL, NULL);
-	if (!srv->shutting_down) {
-		end_sessions(a, NULL, "not-authorized", "account removed");
-		cancel_subscriptions(a);
-		/* What was queued for the account before its sessions ended
-		 * (a roster change, a published item) may have been written
-		 * after the purge: a second one sweeps it up. */
-		store_user_purge(srv->store, a->local, a->domain, NULL, NULL);
-	}
+	account_gone(a);
 	change_free(c);
+}
+
+/* ---- removal by roostctl (another process) ---- */
+
+/* `roostctl deluser` removes the rows and sends roostd SIGUSR1 (the pid
+ * in data_dir/roostd.pid); roostd then lists the accounts the store
+ * still has, and every account it holds in memory (loaded, or with a
+ * blocking list) that is not among them is gone. */
+static void recheck_listed(void *ctx, int result, const char *const *jids,
+			   size_t n)
+{
+	struct server *srv = ctx;
+	struct hashmap *exist;
+	struct account **gone;
+	size_t ngone = 0, pos = 0;
+	void *v;
+
+	if (result < 0) {
+		log_warn("register: the account list could not be read: "
+			 "removed accounts keep their sessions");
+		return;
+	}
+	exist = hashmap_new();
+	for (size_t i = 0; i < n; i++)
+		hashmap_put(exist, jids[i], srv);
+	gone = xcalloc(hashmap_count(srv->accounts) + 1, sizeof(*gone));
+	while (hashmap_next(srv->accounts, &pos, NULL, &v)) {
+		struct account *a = v;
+
+		if (a->exists && hashmap_get(exist, a->bare) == NULL) {
+			account_ref(a);
+			gone[ngone++] = a;
+		}
+	}
+	for (size_t i = 0; i < ngone; i++) {
+		log_info("register: %s was removed from the store: its "
+			 "sessions end", gone[i]->bare);
+		account_gone(gone[i]);
+		account_unref(gone[i]);
+	}
+	blocking_forget_unless(srv, exist);
+	free(gone);
+	hashmap_free(exist);
+}
+
+void reg_accounts_recheck(struct server *srv)
+{
+	if (!srv->shutting_down)
+		store_user_list(srv->store, NULL, recheck_listed, srv);
 }
 
 void reg_account_remove(const struct iq_request *req, struct session *s)

@@ -197,8 +197,9 @@ static void purge_work(void *arg)
 		be->tx_rollback(st);
 		return;
 	}
-	if (existed)
-		forget_user(st, r->jid);
+	/* Also when the row was gone already: another process (roostctl
+	 * deluser) may have removed it while this one still remembers. */
+	forget_user(st, r->jid);
 	r->result = existed ? 0 : 1;
 }
 

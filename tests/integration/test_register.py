@@ -715,3 +715,46 @@ def test_removal_by_raw_stream_answers_first(server, make_user):
     s.close()
     assert can_login(server, user) == ('failure', 'not-authorized')
     assert rows_naming(server, user) == []
+
+
+async def test_roostctl_deluser_ends_sessions(reg_server):
+    """`roostctl deluser` while the user is logged in: roostd hears of it
+    (SIGUSR1, the pid in data_dir/roostd.pid) and ends every session of
+    the account with <not-authorized/>, as after XEP-0077 removal; its
+    contacts see the subscriptions cancelled. The name made again with
+    roostctl, without a restart, gets a working sealed store (roostd
+    forgot the old account's sealer state and chain anchors)."""
+    user = new_account(reg_server, 'ctlgone')
+    friend = new_account(reg_server, 'ctlfriend')
+    loop = asyncio.get_event_loop()
+
+    a = await reg_server.client(user, 'a').start()
+    f = await reg_server.client(friend, 'f').start()
+    await subscribe(a, f, user.jid, friend.jid)
+    await subscribe(f, a, friend.jid, user.jid)
+    # Sealed records for the old account, so that roostd's sealer
+    # remembers seqs for the name.
+    await a.stop()
+    for _ in range(2):
+        f.send_message(mto=user.jid, mbody=marker('old'), mtype='chat')
+    await loop.run_in_executor(None, lambda: wait_stored(reg_server, user, 2))
+    a = await reg_server.client(user, 'a').start()
+    b = await reg_server.client(user, 'b').start(presence=False)
+    f.clear()
+
+    reg_server.deluser(user.jid)
+    for c in (a, b):
+        assert await stream_errors(c) == ['not-authorized']
+    await f.wait(is_presence(frm=user.jid, type='unsubscribed'), what='unsubscribed')
+    assert 'was removed from the store' in reg_server.log()
+    assert can_login(reg_server, user) == ('failure', 'not-authorized')
+
+    again = User(user.jid, 'pw-' + marker())
+    reg_server.adduser(again.jid, again.password)
+    body = marker('again')
+    f.send_message(mto=user.jid, mbody=body, mtype='chat')
+    await loop.run_in_executor(None, lambda: wait_stored(reg_server, again, 1))
+    got, notices, s = await loop.run_in_executor(
+        None, lambda: receive_offline(reg_server, again, 1))
+    assert [body_of(m) for m in got] == [body]
+    await f.stop()
