@@ -106,11 +106,13 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 void conn_pause_read(struct conn *c)
 {
+	c->read_paused = true;
 	bufferevent_disable(c->bev, EV_READ);
 }
 
 void conn_resume_read(struct conn *c)
 {
+	c->read_paused = false;
 	if (!c->closing)
 		bufferevent_enable(c->bev, EV_READ);
 }
@@ -198,7 +200,9 @@ static void format_peer(struct conn *c, const struct sockaddr *sa)
 static void setup_bev(struct conn *c)
 {
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* A paused connection (STARTTLS or the record layer moving to a
+	 * new bufferevent) stays unread until conn_resume_read. */
+	bufferevent_enable(c->bev, c->read_paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
 
 struct conn *conn_new(struct event_base *base, int fd,

@@ -48,6 +48,7 @@ struct conn {
 	bool closing;            /* no more reading; closing after the flush */
 	bool want_drained;       /* call ops->drained when the output empties */
 	bool want_compact;       /* conn_tls_compact() asked, not done yet */
+	bool read_paused;        /* conn_pause_read(): kept across a new bev */
 	struct event *drain_ev;  /* while want_drained or want_compact */
 };
 
