@@ -42,6 +42,7 @@
 #include "xml/xml.h"
 #include "xml/xml_writer.h"
 #include "xmpp/c2s.h"
+#include "xmpp/c2s_intake.h"
 
 #define NS_DELAY "urn:xmpp:delay"
 #define NS_HINTS "urn:xmpp:hints"
@@ -378,6 +379,7 @@ struct off_server {
 	struct deposit *pend;
 	size_t n, cap, bytes;
 	unsigned inflight;      /* batches in the store */
+	bool holding;           /* holds client intake (c2s_intake.h) */
 	bool warned;            /* logged the first back-pressure wait */
 };
 
@@ -391,12 +393,15 @@ struct dep_batch {
 /* Flush at once beyond these. */
 #define BATCH_MAX 512
 #define BATCH_BYTES (4u * 1024 * 1024)
-/* Back-pressure: with this much waiting while a batch is in the store,
- * the loop waits for the store (store_wait_idle) instead of letting the
- * backlog grow without bound: under sustained overload, clients are then
- * not read for a moment, which is what slows them down. */
-#define BACKLOG_MAX 8192
-#define BACKLOG_BYTES (32u * 1024 * 1024)
+/* Back-pressure, as in mod_mam: with HOLD_AT deposits (or HOLD_BYTES)
+ * waiting while a batch is in the store, session streams stop being read
+ * until the batch is done (c2s_intake.h), the loop and the store going on
+ * meanwhile; only at BACKLOG_MAX does the loop wait for the store
+ * (store_wait_idle), which bounds the memory at the cost of a pause. */
+#define HOLD_AT 8192
+#define HOLD_BYTES (16u * 1024 * 1024)
+#define BACKLOG_MAX 32768
+#define BACKLOG_BYTES (64u * 1024 * 1024)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -483,6 +488,10 @@ static void batch_deposited(void *ctx, const int *results,
 	os->inflight--;
 	/* Also while the store closes: it runs what this submits. */
 	flush(os, false);
+	if (os->holding) {
+		os->holding = false;
+		intake_release(os->srv);
+	}
 }
 
 /* Sends what waits to the store, unless (without force) a batch is still
@@ -555,6 +564,11 @@ static void enqueue(struct server *srv, struct deposit *d)
 		flush(os, false);
 	} else if (os->n == 1) {
 		event_active(os->flush_ev, EV_TIMEOUT, 0);
+	}
+	if (!srv->shutting_down && os->inflight > 0 && !os->holding &&
+	    (os->n >= HOLD_AT || os->bytes >= HOLD_BYTES)) {
+		os->holding = true;
+		intake_hold(srv);
 	}
 }
 
