@@ -85,10 +85,28 @@ def pytest_pyfunc_call(pyfuncitem):
     return True
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+_ports_given = set()
+
+
+def free_ports(n):
+    """n distinct ports, none handed out before in this run.
+
+    The sockets stay bound until all n are chosen: closed one at a time, the
+    kernel may hand the same ephemeral port out twice (it did in CI, and
+    roostd refused a config with one port in listen and tls_listen)."""
+    chosen, rejected = [], []
+    try:
+        while len(chosen) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(('127.0.0.1', 0))
+            # a used port stays bound meanwhile, so the next pick differs
+            (rejected if s.getsockname()[1] in _ports_given else chosen).append(s)
+        ports = [s.getsockname()[1] for s in chosen]
+        _ports_given.update(ports)
+        return ports
+    finally:
+        for s in chosen + rejected:
+            s.close()
 
 
 def make_cert(directory):
@@ -134,8 +152,7 @@ class ServerInstance:
         self.dir = Path(tempfile.mkdtemp(prefix=f'roost-it-{name}-'))
         self.data_dir = self.dir / 'data'
         self.data_dir.mkdir(mode=0o700)
-        self.c2s_port = free_port()
-        self.tls_port = free_port()
+        self.c2s_port, self.tls_port = free_ports(2)
         self.log_path = self.dir / 'server.log'
         self.crt, self.key = make_cert(self.dir)
         self.config = self.dir / 'roost.conf'
@@ -224,8 +241,7 @@ class ServerInstance:
         n = len(list(self.dir.glob('server.log.*')))
         if self.log_path.exists():
             self.log_path.rename(self.dir / f'server.log.{n}')
-        self.c2s_port = free_port()
-        self.tls_port = free_port()
+        self.c2s_port, self.tls_port = free_ports(2)
         self.write_config()
         self.start()
 
