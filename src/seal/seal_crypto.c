@@ -2,7 +2,8 @@
  * (EVP_KDF), ChaCha20-Poly1305 (EVP_CIPHER) and X25519 (EVP_PKEY);
  * HMAC-SHA256 is in seal_hmac.c. Algorithms are fetched once: an
  * implicit fetch on every call costs more than the small inputs it would
- * serve. */
+ * serve. For the same reason each thread keeps one ChaCha20-Poly1305
+ * context per direction and re-keys it per record. */
 #include "seal/seal-private.h"
 
 #include <pthread.h>
@@ -17,12 +18,23 @@ static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
 static EVP_KDF *alg_hkdf;
 static EVP_CIPHER *alg_chacha;
 static int algs_ok;
+/* The thread's AEAD contexts (enum aead_dir), freed when it exits. */
+static pthread_key_t aead_key[2];
+
+enum aead_dir { AEAD_SEAL, AEAD_OPEN };
+
+static void aead_ctx_free(void *ctx)
+{
+	EVP_CIPHER_CTX_free(ctx); /* cleanses the last key schedule */
+}
 
 static void algs_fetch(void)
 {
 	alg_hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
 	alg_chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
-	algs_ok = alg_hkdf != NULL && alg_chacha != NULL;
+	algs_ok = alg_hkdf != NULL && alg_chacha != NULL &&
+		  pthread_key_create(&aead_key[AEAD_SEAL], aead_ctx_free) == 0 &&
+		  pthread_key_create(&aead_key[AEAD_OPEN], aead_ctx_free) == 0;
 }
 
 int seal_algs_init(void)
@@ -63,33 +75,54 @@ int seal_hkdf(const unsigned char *salt, size_t salt_len,
 
 /* ---- ChaCha20-Poly1305 ---- */
 
+/* The thread's context for `dir`, keyed with (key, nonce). A context
+ * made once and re-keyed costs a fraction of one made per record (the
+ * provider context, its parameters, the allocations). Between records it
+ * holds the last record's key schedule: that K is also in the sealer's
+ * or the unlocked keyring's cache, so nothing new stays in memory. */
+static EVP_CIPHER_CTX *aead_ctx(enum aead_dir dir,
+				const unsigned char key[SEAL_KEY_LEN],
+				const unsigned char nonce[SEAL_NONCE_LEN])
+{
+	EVP_CIPHER_CTX *ctx = pthread_getspecific(aead_key[dir]);
+	const EVP_CIPHER *alg = NULL;
+
+	if (ctx == NULL) {
+		if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+			return NULL;
+		if (pthread_setspecific(aead_key[dir], ctx) != 0) {
+			EVP_CIPHER_CTX_free(ctx);
+			return NULL;
+		}
+		alg = alg_chacha; /* NULL later: re-key, keep the provider ctx */
+	}
+	if (EVP_CipherInit_ex2(ctx, alg, key, nonce, dir == AEAD_SEAL, NULL) != 1)
+		return NULL;
+	return ctx;
+}
+
 int seal_aead_seal(const unsigned char key[SEAL_KEY_LEN],
 		   const unsigned char nonce[SEAL_NONCE_LEN],
 		   const void *aad, size_t aad_len,
 		   const void *pt, size_t len, unsigned char *out)
 {
 	EVP_CIPHER_CTX *ctx;
-	int n, ret = -1;
+	int n;
 
 	if (len > SEAL_MAX_PLAINTEXT || aad_len > INT32_MAX || seal_algs_init() != 0 ||
-	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+	    (ctx = aead_ctx(AEAD_SEAL, key, nonce)) == NULL)
 		return -1;
-	if (EVP_EncryptInit_ex2(ctx, alg_chacha, key, nonce, NULL) != 1)
-		goto out;
 	if (aad_len > 0 && EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
-		goto out;
+		return -1;
 	if (len > 0 && (EVP_EncryptUpdate(ctx, out, &n, pt, (int)len) != 1 ||
 			(size_t)n != len))
-		goto out;
+		return -1;
 	if (EVP_EncryptFinal_ex(ctx, out + len, &n) != 1 || n != 0)
-		goto out;
+		return -1;
 	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN,
 				out + len) != 1)
-		goto out;
-	ret = 0;
-out:
-	EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
-	return ret;
+		return -1;
+	return 0;
 }
 
 int seal_aead_open(const unsigned char key[SEAL_KEY_LEN],
@@ -104,12 +137,10 @@ int seal_aead_open(const unsigned char key[SEAL_KEY_LEN],
 
 	if (ct_len < SEAL_TAG_LEN || ct_len - SEAL_TAG_LEN > SEAL_MAX_PLAINTEXT ||
 	    aad_len > INT32_MAX || seal_algs_init() != 0 ||
-	    (ctx = EVP_CIPHER_CTX_new()) == NULL)
+	    (ctx = aead_ctx(AEAD_OPEN, key, nonce)) == NULL)
 		return -1;
 	len = ct_len - SEAL_TAG_LEN;
 	memcpy(tag, ct + len, SEAL_TAG_LEN);
-	if (EVP_DecryptInit_ex2(ctx, alg_chacha, key, nonce, NULL) != 1)
-		goto out;
 	if (aad_len > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1)
 		goto out;
 	if (len > 0 && (EVP_DecryptUpdate(ctx, out, &n, ct, (int)len) != 1 ||
@@ -124,7 +155,6 @@ out:
 	/* A failed open must not leave unauthenticated plaintext behind. */
 	if (ret != 0 && len > 0)
 		OPENSSL_cleanse(out, len);
-	EVP_CIPHER_CTX_free(ctx);
 	return ret;
 }
 

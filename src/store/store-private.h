@@ -50,6 +50,8 @@ struct store {
 	const struct seal_keys *seal_keys;
 	struct seal_sealer *sealer;
 	int64_t sealer_rotated_us;
+	/* Seals a deposit batch's users in parallel (worker only). */
+	struct fanout *sealers;
 	/* "local@domain" -> each user's last committed or verified chain
 	 * state per sealed store (store_anchor_get), so that rolling a store
 	 * back to an earlier genuine state is caught while the process runs

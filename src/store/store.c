@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "util/arena.h"
+#include "util/fanout.h"
 #include "util/workq.h"
 #include "util/xalloc.h"
 
@@ -183,6 +184,9 @@ static struct store *store_open_backend(const struct store_backend *be,
 	st->backend = be;
 	st->base = base;
 	st->wq = workq_new(base, 1);
+	/* Sealing a deposit batch is CPU work the store's thread need not do
+	 * alone (store_archive.c); two helpers at most, beside it. */
+	st->sealers = fanout_new(fanout_default_helpers(2));
 	return st;
 }
 
@@ -201,6 +205,8 @@ void store_close(struct store *st)
 	 * backend goes away, and the worker has been joined. */
 	workq_free(st->wq);
 	st->wq = NULL;
+	fanout_free(st->sealers);
+	st->sealers = NULL;
 	store_offline_cleanup(st);
 	st->backend->close(st);
 }

@@ -21,6 +21,7 @@
 #include "seal/seal.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/fanout.h"
 #include "util/hashmap.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -237,6 +238,15 @@ struct batch_user {
 	struct store_archive_prefs prefs;
 	const char *local, *domain;
 	uint64_t first_seq, last_seq; /* sealed in this batch, 0 if none */
+	/* The items to archive, in batch order (indices into r->items),
+	 * and their sealed rows, filled by seal_user. */
+	size_t *todo;
+	size_t ntodo, todo_cap;
+	struct store_archive_row *rows;
+	const char *seal_error;   /* set by seal_user if sealing failed */
+	/* Stanza-ids of todo, made only once an item whose id may repeat
+	 * one in the same batch comes (see batch_duplicate). */
+	struct hashmap *ids;
 };
 
 /* XEP-0441: the lists win over the default; 'never' wins over 'always'
@@ -280,15 +290,29 @@ static struct batch_user *batch_user(struct arc_req *r, struct hashmap *users,
 				     const struct store_archive_item *it)
 {
 	struct store *st = r->st;
-	char *jid = xasprintf("%s@%s", it->local, it->domain);
-	struct batch_user *u = hashmap_get(users, jid);
+	size_t llen = strlen(it->local), dlen = strlen(it->domain);
+	char key[256], *jid;
+	struct batch_user *u;
 
+	/* Looked up per item: a formatted string per item cost more than
+	 * the lookup. Longer JIDs (up to 2047 bytes) take the slow path. */
+	if (llen + dlen + 2 <= sizeof(key)) {
+		memcpy(key, it->local, llen);
+		key[llen] = '@';
+		memcpy(key + llen + 1, it->domain, dlen + 1);
+		jid = key;
+	} else {
+		jid = xasprintf("%s@%s", it->local, it->domain);
+	}
+	u = hashmap_get(users, jid);
 	if (u != NULL) {
-		free(jid);
+		if (jid != key)
+			free(jid);
 		return u;
 	}
 	u = xcalloc(1, sizeof(*u));
-	u->jid = jid;
+	u->jid = jid == key ? xstrdup(key) : jid;
+	jid = u->jid;
 	u->local = it->local;
 	u->domain = it->domain;
 	u->prefs_got = -2;
@@ -303,61 +327,135 @@ static struct batch_user *batch_user(struct arc_req *r, struct hashmap *users,
 	return u;
 }
 
-/* Deposits one item; 0..3 as store.h says, -1 for this owner only, or
- * -2 when the batch must be rolled back (a database error). */
-static int deposit_one(struct arc_req *r, struct batch_user *u,
-		       const struct store_archive_item *it,
-		       const unsigned char *pt)
+/* True if an item of this batch already going into u's archive carries
+ * the stanza-id (rows are inserted only after the batch is sealed, so the
+ * database cannot tell yet). */
+static bool batch_duplicate(struct arc_req *r, struct batch_user *u,
+			    const char *stanza_id)
 {
+	if (u->ids == NULL) {
+		u->ids = hashmap_new();
+		for (size_t j = 0; j < u->ntodo; j++)
+			hashmap_put(u->ids, r->items[u->todo[j]].stanza_id, u);
+	}
+	return hashmap_get(u->ids, stanza_id) != NULL;
+}
+
+/* Decides item i: 1..3 as store.h says, -1 for this owner only, -2 when
+ * the batch must be rolled back (a database error), or 0 after queueing
+ * it on u to be sealed and stored. */
+static int deposit_decide(struct arc_req *r, struct batch_user *u, size_t i)
+{
+	const struct store_archive_item *it = &r->items[i];
 	struct store *st = r->st;
-	const struct store_backend *be = st->backend;
-	const struct seal_chain *c = &u->kr.chains[STORE];
-	struct store_archive_row row;
-	uint64_t seq;
-	int got, ret = -2;
+	int got;
 
 	if (u->got <= 0)
 		return u->got == 0 ? 2 : -1;
-	got = it->new_id ? 0 : be->archive_has_id(st, it->local, it->domain,
+	if (!it->new_id) {
+		got = st->backend->archive_has_id(st, it->local, it->domain,
 						  it->stanza_id, &r->error);
-	if (got != 0)
-		return got < 0 ? -2 : 3;
+		if (got == 0 && batch_duplicate(r, u, it->stanza_id))
+			got = 1;
+		if (got != 0)
+			return got < 0 ? -2 : 3;
+	}
 	got = wanted(r, u, it);
 	if (got <= 0)
 		return got < 0 ? -2 : 1;
-	memset(&row, 0, sizeof(row));
-	seq = c->head_seq + 1;
-	if (seal_record_seal(st->sealer, st->seal_keys, u->jid, STORE, u->kr.pk,
-			     u->kr.key_id, seq, it->stamp_us, c->head_chain, pt,
-			     it->len, &row.rec) < 0) {
-		r->error = "sealing failed";
-		return -2;
-	}
-	if (u->first_seq == 0)
-		u->first_seq = seq;
-	u->last_seq = seq;
-	row.with = (char *)it->with;
-	row.stanza_id = (char *)it->stanza_id;
-	row.outgoing = it->outgoing;
-	if (meta_mac(r, u->jid, &row.rec, row.stanza_id, row.with,
-		     row.outgoing, row.meta) == 0 &&
-	    be->archive_insert(st, it->local, it->domain, &row, &r->error) == 0 &&
-	    seal_keyring_advance(&u->kr, STORE, &row.rec) == 0) {
-		u->dirty = true;
-		ret = 0;
-	}
-	seal_record_clear(&row.rec);
-	return ret;
+	u->todo = xgrow(u->todo, &u->todo_cap, u->ntodo + 1, sizeof(*u->todo));
+	u->todo[u->ntodo++] = i;
+	if (u->ids != NULL)
+		hashmap_put(u->ids, it->stanza_id, u);
+	return 0;
 }
 
+/* A fanout task: seals one user's items of the batch, in order, on its
+ * chain. Touches only u (and the sealer and keys, which lock themselves
+ * or are read-only), so users run in parallel. */
+struct seal_round {
+	struct arc_req *r;
+	struct batch_user **users; /* those with items to seal */
+	size_t n;
+};
+
+static void seal_user(void *ctx, size_t k)
+{
+	const struct seal_round *round = ctx;
+	struct arc_req *r = round->r;
+	struct batch_user *u = round->users[k];
+	struct store *st = r->st;
+
+	u->rows = xcalloc(u->ntodo, sizeof(*u->rows));
+	for (size_t j = 0; j < u->ntodo; j++) {
+		const struct store_archive_item *it = &r->items[u->todo[j]];
+		const struct seal_chain *c = &u->kr.chains[STORE];
+		struct store_archive_row *row = &u->rows[j];
+		uint64_t seq = c->head_seq + 1;
+
+		if (seal_record_seal(st->sealer, st->seal_keys, u->jid, STORE,
+				     u->kr.pk, u->kr.key_id, seq, it->stamp_us,
+				     c->head_chain, r->pts[u->todo[j]], it->len,
+				     &row->rec) < 0) {
+			u->seal_error = "sealing failed";
+			return;
+		}
+		if (u->first_seq == 0)
+			u->first_seq = seq;
+		u->last_seq = seq;
+		row->with = (char *)it->with;
+		row->stanza_id = (char *)it->stanza_id;
+		row->outgoing = it->outgoing;
+		if (meta_mac(r, u->jid, &row->rec, row->stanza_id, row->with,
+			     row->outgoing, row->meta) < 0 ||
+		    seal_keyring_advance(&u->kr, STORE, &row->rec) < 0) {
+			u->seal_error = "sealing failed";
+			return;
+		}
+		u->dirty = true;
+	}
+}
+
+/* Inserts the rows seal_user made for u; -1 on a database error. */
+static int insert_user(struct arc_req *r, struct batch_user *u)
+{
+	struct store *st = r->st;
+
+	for (size_t j = 0; j < u->ntodo; j++)
+		if (st->backend->archive_insert(st, u->local, u->domain,
+						&u->rows[j], &r->error) < 0)
+			return -1;
+	return 0;
+}
+
+static void batch_user_free(struct batch_user *u)
+{
+	if (u->rows != NULL)
+		for (size_t j = 0; j < u->ntodo; j++)
+			seal_record_clear(&u->rows[j].rec);
+	free(u->rows);
+	free(u->todo);
+	hashmap_free(u->ids);
+	free(u->jid);
+	free(u);
+}
+
+/* A batch in three steps, one transaction: decide every item in order
+ * (preferences, roster and duplicate lookups read the database); seal
+ * each user's items on its chain, users in parallel (st->sealers); insert
+ * each user's rows as soon as they are sealed, then write the keyrings
+ * and commit. Sealing is a quarter of a deposit's cost, so the store's
+ * thread inserts while helpers seal. */
 static void deposit_work(struct arc_req *r)
 {
 	struct store *st = r->st;
 	const struct store_backend *be = st->backend;
 	struct hashmap *users = hashmap_new();
+	struct seal_round round = { .r = r };
 	struct batch_user *u;
 	size_t pos = 0;
 	bool failed = false;
+	ssize_t k;
 	void *v;
 
 	store_sealer_maybe_rotate(st);
@@ -366,12 +464,29 @@ static void deposit_work(struct arc_req *r)
 		goto out;
 	}
 	for (size_t i = 0; i < r->nitems && !failed; i++) {
-		const struct store_archive_item *it = &r->items[i];
-
-		r->results[i] = deposit_one(r, batch_user(r, users, it), it,
-					    r->pts[i]);
+		r->results[i] = deposit_decide(r, batch_user(r, users,
+							      &r->items[i]), i);
 		failed = r->results[i] == -2;
 	}
+	if (failed)
+		goto rollback;
+	round.users = xcalloc(hashmap_count(users) + 1, sizeof(*round.users));
+	while (hashmap_next(users, &pos, NULL, &v))
+		if (((struct batch_user *)v)->ntodo > 0)
+			round.users[round.n++] = v;
+	fanout_begin(st->sealers, round.n, seal_user, &round);
+	while ((k = fanout_next(st->sealers)) >= 0) {
+		u = round.users[k];
+		if (failed)
+			continue; /* the round must still be drained */
+		if (u->seal_error != NULL) {
+			r->error = u->seal_error;
+			failed = true;
+		} else if (insert_user(r, u) < 0) {
+			failed = true;
+		}
+	}
+	pos = 0;
 	while (!failed && hashmap_next(users, &pos, NULL, &v)) {
 		u = v;
 		/* The row's MAC once, over every record of the batch. */
@@ -383,9 +498,11 @@ static void deposit_work(struct arc_req *r)
 	}
 	if (!failed && be->tx_commit(st, &r->error) < 0)
 		failed = true;
+rollback:
 	if (failed)
 		be->tx_rollback(st);
 out:
+	free(round.users);
 	pos = 0;
 	while (hashmap_next(users, &pos, NULL, &v)) {
 		u = v;
@@ -396,8 +513,7 @@ out:
 		if (u->first_seq != 0 && failed)
 			for (uint64_t q = u->last_seq; q >= u->first_seq; q--)
 				seal_sealer_release(st->sealer, u->jid, STORE, q);
-		free(u->jid);
-		free(u);
+		batch_user_free(u);
 	}
 	hashmap_free(users);
 	if (failed) {

@@ -238,15 +238,42 @@ static long long db_count(const char *sql)
 
 /* ---- fixture ---- */
 
-static int setup(void **state)
+/* Creates an account with a fresh keyring; returns its unlocked keys. */
+static struct seal_unlocked *add_user(const char *local, const char *domain)
 {
-	struct fixture *f = xcalloc(1, sizeof(*f));
-	unsigned char seal_key[32], ck1[20], ck256[32];
+	unsigned char ck1[20], ck256[32];
+	char *jid = xasprintf("%s@%s", local, domain);
+	struct seal_unlocked *unlocked;
 	struct seal_keyring kr;
 	struct buf b = BUF_INIT;
 	struct store_user u;
-	char *error = NULL;
 	struct res r = { 0 };
+
+	assert_int_equal(RAND_bytes(ck1, 20), 1);
+	assert_int_equal(RAND_bytes(ck256, 32), 1);
+	assert_int_equal(seal_keyring_create(&F->keys, jid, ck1, ck256, &kr,
+					     &unlocked), 0);
+	seal_keyring_encode(&kr, &b);
+	memset(&u, 0, sizeof(u));
+	u.local = local;
+	u.domain = domain;
+	u.creds[SCRAM_SHA256].salt_len = 16;
+	u.creds[SCRAM_SHA256].iterations = 4096;
+	u.keyring = b.data;
+	u.keyring_len = b.len;
+	store_user_create(F->st, &u, done_cb, &r);
+	wait_for(&r);
+	assert_int_equal(r.result, 0);
+	buf_free(&b);
+	free(jid);
+	return unlocked;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	unsigned char seal_key[32];
+	char *error = NULL;
 
 	F = f;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/roost-test-archive.XXXXXX");
@@ -257,24 +284,9 @@ static int setup(void **state)
 	if (f->st == NULL)
 		fail_msg("store_open_sqlite: %s", error);
 	assert_int_equal(RAND_bytes(seal_key, 32), 1);
-	assert_int_equal(RAND_bytes(ck1, 20), 1);
-	assert_int_equal(RAND_bytes(ck256, 32), 1);
 	assert_int_equal(seal_keys_derive(seal_key, &f->keys), 0);
 	store_set_seal_keys(f->st, &f->keys);
-	assert_int_equal(seal_keyring_create(&f->keys, JID, ck1, ck256, &kr,
-					     &f->u), 0);
-	seal_keyring_encode(&kr, &b);
-	memset(&u, 0, sizeof(u));
-	u.local = LOCAL;
-	u.domain = DOMAIN;
-	u.creds[SCRAM_SHA256].salt_len = 16;
-	u.creds[SCRAM_SHA256].iterations = 4096;
-	u.keyring = b.data;
-	u.keyring_len = b.len;
-	store_user_create(f->st, &u, done_cb, &r);
-	wait_for(&r);
-	assert_int_equal(r.result, 0);
-	buf_free(&b);
+	f->u = add_user(LOCAL, DOMAIN);
 	*state = f;
 	return 0;
 }
@@ -390,6 +402,69 @@ static void test_batch(void **state)
 	wait_for(&r);
 	assert_string_equal(r.ids[0], "1");
 	assert_string_equal(r.ids[1], "0");
+}
+
+/* A batch of many owners, their items interleaved: owners are sealed in
+ * parallel (store_archive.c), each on its own chain, so every archive
+ * must come out complete, in order and clean, and a duplicate that an
+ * earlier item of the same batch made must still be caught. */
+#define MANY_OWNERS 20
+#define MANY_EACH 25
+static void test_batch_many_owners(void **state)
+{
+	static char locals[MANY_OWNERS][16], ids[MANY_OWNERS * MANY_EACH][24];
+	const char *msg = "<message><body>m</body></message>";
+	size_t n = MANY_OWNERS * MANY_EACH + 1;
+	struct store_archive_item *it = xcalloc(n, sizeof(*it));
+	struct seal_unlocked *keys[MANY_OWNERS];
+	struct store_archive_query q = q_all(MANY_EACH + 5);
+	struct res r = { 0 };
+
+	(void)state;
+	keys[0] = NULL;
+	snprintf(locals[0], sizeof(locals[0]), "%s", LOCAL);
+	for (int k = 1; k < MANY_OWNERS; k++) {
+		snprintf(locals[k], sizeof(locals[k]), "owner%d", k);
+		keys[k] = add_user(locals[k], DOMAIN);
+	}
+	for (size_t i = 0; i < n - 1; i++) {
+		int k = (int)(i % MANY_OWNERS);
+
+		snprintf(ids[i], sizeof(ids[i]), "m%zu", i);
+		it[i] = (struct store_archive_item){
+			.local = locals[k], .domain = DOMAIN, .with = ROMEO,
+			.stanza_id = ids[i], .new_id = true,
+			.stanza = msg, .len = strlen(msg),
+			.stamp_us = T0 + (int64_t)i,
+		};
+	}
+	/* LOCAL's first message again, not known to be new */
+	it[n - 1] = it[0];
+	it[n - 1].new_id = false;
+	store_archive_deposit(F->st, it, n, STORE_ARCHIVE_ALWAYS, batch_cb, &r);
+	wait_for(&r);
+	assert_int_equal(r.n, n);
+	for (size_t i = 0; i < n - 1; i++)
+		assert_string_equal(r.ids[i], "0");
+	assert_string_equal(r.ids[n - 1], "3");
+	for (int k = 0; k < MANY_OWNERS; k++) {
+		memset(&r, 0, sizeof(r));
+		store_archive_verify(F->st, locals[k], DOMAIN, verify_cb, &r);
+		wait_for(&r);
+		assert_int_equal(r.result, 0);
+		assert_int_equal(r.n, 0); /* no findings */
+	}
+	query(&q, &r);
+	assert_int_equal(r.count, MANY_EACH);
+	for (int j = 0; j < MANY_EACH; j++) {
+		char want[24];
+
+		snprintf(want, sizeof(want), "m%d", j * MANY_OWNERS);
+		assert_string_equal(r.ids[j], want);
+	}
+	for (int k = 1; k < MANY_OWNERS; k++)
+		seal_unlocked_free(keys[k]);
+	free(it);
 }
 
 static void test_paging_and_filters(void **state)
@@ -914,6 +989,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_deposit_and_read_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_many_owners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_paging_and_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_preferences, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampering_is_withheld, setup, teardown),

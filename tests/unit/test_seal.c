@@ -23,6 +23,7 @@
 
 #include "sasl/scram.h"
 #include "seal/seal.h"
+#include "seal/seal-private.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -1903,10 +1904,86 @@ static int group_teardown(void **state)
 	return 0;
 }
 
+/* ChaCha20-Poly1305 as sealing uses it: the RFC 8439 §2.8.2 vector, with
+ * each thread's reused context re-keyed between records (seal_crypto.c):
+ * other keys, a failed open and another thread in between must not
+ * change a result. */
+static const char rfc8439_pt[] =
+	"Ladies and Gentlemen of the class of '99: If I could offer you only "
+	"one tip for the future, sunscreen would be it.";
+static const unsigned char rfc8439_aad[] = {
+	0x50, 0x51, 0x52, 0x53, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7,
+};
+static const unsigned char rfc8439_nonce[SEAL_NONCE_LEN] = {
+	0x07, 0x00, 0x00, 0x00, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47,
+};
+static const unsigned char rfc8439_ct_head[16] = {
+	0xd3, 0x1a, 0x8d, 0x34, 0x64, 0x8e, 0x60, 0xdb,
+	0x7b, 0x86, 0xaf, 0xbc, 0x53, 0xef, 0x7e, 0xc2,
+};
+static const unsigned char rfc8439_tag[SEAL_TAG_LEN] = {
+	0x1a, 0xe1, 0x0b, 0x59, 0x4f, 0x09, 0xe2, 0x6a,
+	0x7e, 0x90, 0x2e, 0xcb, 0xd0, 0x60, 0x06, 0x91,
+};
+
+static void rfc8439_check(void)
+{
+	size_t len = sizeof(rfc8439_pt) - 1;
+	unsigned char key[SEAL_KEY_LEN], other[SEAL_KEY_LEN];
+	unsigned char ct[sizeof(rfc8439_pt) - 1 + SEAL_TAG_LEN];
+	unsigned char junk[sizeof(ct)], pt[sizeof(rfc8439_pt)];
+
+	for (int i = 0; i < SEAL_KEY_LEN; i++)
+		key[i] = (unsigned char)(0x80 + i);
+	assert_int_equal(RAND_bytes(other, sizeof(other)), 1);
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(seal_aead_seal(key, rfc8439_nonce, rfc8439_aad,
+						sizeof(rfc8439_aad), rfc8439_pt,
+						len, ct), 0);
+		assert_memory_equal(ct, rfc8439_ct_head, sizeof(rfc8439_ct_head));
+		assert_memory_equal(ct + len, rfc8439_tag, SEAL_TAG_LEN);
+		assert_int_equal(seal_aead_open(key, rfc8439_nonce, rfc8439_aad,
+						sizeof(rfc8439_aad), ct,
+						sizeof(ct), pt), 0);
+		assert_memory_equal(pt, rfc8439_pt, len);
+		/* another key, and an open that fails, in between */
+		assert_int_equal(seal_aead_seal(other, rfc8439_nonce, NULL, 0,
+						rfc8439_pt, len, junk), 0);
+		assert_memory_not_equal(junk, ct, sizeof(ct));
+		ct[len] ^= 1;
+		assert_int_equal(seal_aead_open(key, rfc8439_nonce, rfc8439_aad,
+						sizeof(rfc8439_aad), ct,
+						sizeof(ct), pt), -1);
+		ct[len] ^= 1;
+		assert_int_equal(seal_aead_open(other, rfc8439_nonce,
+						rfc8439_aad, sizeof(rfc8439_aad),
+						ct, sizeof(ct), pt), -1);
+	}
+}
+
+static void *rfc8439_thread(void *arg)
+{
+	(void)arg;
+	rfc8439_check();
+	return NULL;
+}
+
+static void test_aead_rfc8439_reused_context(void **state)
+{
+	pthread_t t;
+
+	(void)state;
+	rfc8439_check();
+	assert_int_equal(pthread_create(&t, NULL, rfc8439_thread, NULL), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	rfc8439_check();
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encoding),
+		cmocka_unit_test(test_aead_rfc8439_reused_context),
 		cmocka_unit_test(test_keys_derive),
 		cmocka_unit_test(test_key_load),
 		cmocka_unit_test(test_cred_mac),

@@ -1,4 +1,4 @@
-/* Unit tests for src/util: arena, buf, hashmap, base64, workq. */
+/* Unit tests for src/util: arena, buf, hashmap, base64, workq, fanout. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -18,6 +18,7 @@
 #include "util/arena.h"
 #include "util/base64.h"
 #include "util/buf.h"
+#include "util/fanout.h"
 #include "util/hashmap.h"
 #include "util/workq.h"
 #include "util/xalloc.h"
@@ -588,6 +589,94 @@ static void test_workq_drain_chained(void **state)
 	free(jobs);
 }
 
+/* ---- fanout ---- */
+
+struct fan_ctx {
+	unsigned *hits;          /* per task: times run */
+	pthread_t *ran_on;       /* per task: thread that ran it */
+	unsigned slow_every;     /* tasks i % slow_every == 0 sleep a little */
+};
+
+static void fan_task(void *arg, size_t i)
+{
+	struct fan_ctx *c = arg;
+
+	if (c->slow_every && i % c->slow_every == 0)
+		usleep(200);
+	c->hits[i]++;          /* plain write: fanout_next must publish it */
+	c->ran_on[i] = pthread_self();
+}
+
+/* Every task runs exactly once and each index comes back exactly once,
+ * for several rounds on one pool, with and without helpers. */
+static void fan_rounds(unsigned nhelpers, bool *helped_r)
+{
+	struct fanout *f = fanout_new(nhelpers);
+	size_t sizes[] = { 0, 1, 7, 300, 2000 };
+
+	*helped_r = false;
+	for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		size_t n = sizes[s];
+		struct fan_ctx c = {
+			.hits = calloc(n + 1, sizeof(unsigned)),
+			.ran_on = calloc(n + 1, sizeof(pthread_t)),
+			.slow_every = 5,
+		};
+		bool *back = calloc(n + 1, sizeof(bool));
+		ssize_t i;
+		size_t got = 0;
+
+		fanout_begin(f, n, fan_task, &c);
+		while ((i = fanout_next(f)) >= 0) {
+			assert_true((size_t)i < n);
+			assert_false(back[i]);
+			back[i] = true;
+			assert_int_equal(c.hits[i], 1);
+			if (!pthread_equal(c.ran_on[i], pthread_self()))
+				*helped_r = true;
+			got++;
+		}
+		assert_int_equal(got, n);
+		assert_int_equal(fanout_next(f), -1);
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal(c.hits[k], 1);
+		free(back);
+		free(c.hits);
+		free(c.ran_on);
+	}
+	fanout_free(f);
+}
+
+static void test_fanout_caller_alone(void **state)
+{
+	bool helped;
+
+	(void)state;
+	fan_rounds(0, &helped);
+	assert_false(helped);
+}
+
+static void test_fanout_with_helpers(void **state)
+{
+	bool helped;
+
+	(void)state;
+	fan_rounds(3, &helped);
+	/* 2000 tasks, a fifth of them sleeping: helpers take some */
+	assert_true(helped);
+}
+
+static void test_fanout_default_helpers(void **state)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	(void)state;
+	assert_int_equal(fanout_default_helpers(0), 0);
+	assert_true(fanout_default_helpers(64) <= 64);
+	assert_int_equal(fanout_default_helpers(64),
+			 cpus <= 1 ? 0 : (unsigned)(cpus - 1 < 64 ? cpus - 1 : 64));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +698,9 @@ int main(void)
 		cmocka_unit_test(test_workq_free_drains),
 		cmocka_unit_test(test_workq_wait_idle),
 		cmocka_unit_test(test_workq_drain_chained),
+		cmocka_unit_test(test_fanout_caller_alone),
+		cmocka_unit_test(test_fanout_with_helpers),
+		cmocka_unit_test(test_fanout_default_helpers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
