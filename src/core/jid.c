@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/buf.h"
 #include "util/xalloc.h"
 
 /* The longest DNS label (RFC 1035 §2.3.4), measured on the ACE form so that
@@ -335,27 +334,40 @@ void jid_copy(struct jid *dst, const struct jid *src)
 	dst->resource = src->resource != NULL ? xstrdup(src->resource) : NULL;
 }
 
+/* local@domain/resource with any part absent (NULL) left out, in one
+ * allocation: JIDs are formatted for every routed message, and a printf
+ * or a growing buffer cost more than the rest of the work. */
+static char *format(const char *local, const char *domain,
+		    const char *resource)
+{
+	size_t ll = local ? strlen(local) : 0, dl = strlen(domain);
+	size_t rl = resource ? strlen(resource) : 0;
+	char *out = xmalloc(ll + 1 + dl + 1 + rl + 1), *p = out;
+
+	if (local != NULL) {
+		memcpy(p, local, ll);
+		p += ll;
+		*p++ = '@';
+	}
+	memcpy(p, domain, dl);
+	p += dl;
+	if (resource != NULL) {
+		*p++ = '/';
+		memcpy(p, resource, rl);
+		p += rl;
+	}
+	*p = '\0';
+	return out;
+}
+
 char *jid_bare(const struct jid *jid)
 {
-	if (jid->local == NULL)
-		return xstrdup(jid->domain);
-	return xasprintf("%s@%s", jid->local, jid->domain);
+	return format(jid->local, jid->domain, NULL);
 }
 
 char *jid_full(const struct jid *jid)
 {
-	struct buf b = BUF_INIT;
-
-	if (jid->local != NULL) {
-		buf_append_str(&b, jid->local);
-		buf_append(&b, "@", 1);
-	}
-	buf_append_str(&b, jid->domain);
-	if (jid->resource != NULL) {
-		buf_append(&b, "/", 1);
-		buf_append_str(&b, jid->resource);
-	}
-	return buf_steal(&b, NULL);
+	return format(jid->local, jid->domain, jid->resource);
 }
 
 static char *normalize(const char *s, char *(*form)(const struct jid *))

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "core/account.h"
@@ -222,10 +223,21 @@ static struct xml_node *strip_stanza_ids(struct server *srv,
 
 static char *serialize(const struct xml_node *msg, size_t *len_r)
 {
-	struct buf b = BUF_INIT;
+	/* Loop thread only, and kept (as c2s_send_unqueued's): the copy
+	 * is made at the exact size. */
+	static struct buf b = BUF_INIT;
+	char *out;
 
+	b.len = 0;
 	xml_serialize(&b, msg, XML_NS_CLIENT);
-	return buf_steal(&b, len_r);
+	out = xmalloc(b.len + 1);
+	memcpy(out, b.data, b.len + 1);
+	*len_r = b.len;
+	/* the stanza is plaintext the store seals: no copy lingers */
+	OPENSSL_cleanse(b.data, b.len);
+	if (b.cap > 65536)
+		buf_free(&b);
+	return out;
 }
 
 /* ---- archiving ---- */
@@ -236,20 +248,12 @@ static char *serialize(const struct xml_node *msg, size_t *len_r)
  * is in the store the next one accumulates (so a busy store gets bigger
  * batches instead of a longer queue); anything that reads the archive
  * flushes first, so it sees every message routed before it. */
-struct pending_item {
-	char *local, *domain, *with, *stanza_id;
-	bool outgoing;
-	bool new_id;              /* store_archive_item.new_id */
-	int64_t stamp;
-	char *data;
-	size_t len;
-};
-
 struct mam_server {
 	struct server *srv;
 	struct event *flush_ev;
-	struct pending_item *items;
-	size_t n, cap, bytes;
+	/* The batch collecting (NULL when empty), its size and bytes. */
+	struct store_archive_batch *pending;
+	size_t n, bytes;
 	unsigned inflight;        /* batches in the store */
 	bool holding;             /* holds client intake (c2s_intake.h) */
 	/* The stanza-id message_inbound made last, until message_routed
@@ -327,32 +331,14 @@ static void batch_done(void *ctx, const int *results, size_t n)
 static void flush(struct mam_server *ms, bool force)
 {
 	struct server *srv = ms->srv;
-	struct store_archive_item *items;
 
 	if (ms->n == 0 || (!force && ms->inflight >= MAM_INFLIGHT_MAX))
 		return;
-	items = xcalloc(ms->n, sizeof(*items));
-	for (size_t i = 0; i < ms->n; i++) {
-		const struct pending_item *p = &ms->items[i];
-		items[i] = (struct store_archive_item){
-			.local = p->local, .domain = p->domain, .with = p->with,
-			.stanza_id = p->stanza_id, .outgoing = p->outgoing,
-			.new_id = p->new_id,
-			.stamp_us = p->stamp, .stanza = p->data, .len = p->len,
-		};
-	}
 	ms->inflight++;
-	store_archive_deposit(srv->store, items, ms->n,
-			      mam_mode_of(srv->cfg->mam_default), batch_done, ms);
-	free(items);
-	for (size_t i = 0; i < ms->n; i++) {
-		struct pending_item *p = &ms->items[i];
-		free(p->local);
-		free(p->domain);
-		free(p->with);
-		free(p->stanza_id);
-		xfree_secret(p->data, p->len);
-	}
+	store_archive_batch_submit(srv->store, ms->pending,
+				   mam_mode_of(srv->cfg->mam_default),
+				   batch_done, ms);
+	ms->pending = NULL;
 	ms->n = 0;
 	ms->bytes = 0;
 }
@@ -375,21 +361,26 @@ static void archive(struct server *srv, const char *owner_bare,
 {
 	struct mam_server *ms = server_ctx(srv);
 	const char *at = strchr(owner_bare, '@');
-	struct pending_item *p;
+	char local[JID_PART_MAX + 1];
+	struct store_archive_item it;
+	size_t llen;
+	void *data;
 
-	if (at == NULL)
+	if (at == NULL || (llen = (size_t)(at - owner_bare)) > JID_PART_MAX)
 		return;
-	ms->items = xgrow(ms->items, &ms->cap, ms->n + 1, sizeof(*ms->items));
-	p = &ms->items[ms->n++];
-	p->local = xstrndup(owner_bare, (size_t)(at - owner_bare));
-	p->domain = xstrdup(at + 1);
-	p->with = xstrdup(with);
-	p->stanza_id = xstrdup(stanza_id);
-	p->outgoing = outgoing;
-	p->new_id = new_id;
-	p->stamp = seal_now_us();
-	p->data = serialize(msg, &p->len);
-	ms->bytes += p->len;
+	memcpy(local, owner_bare, llen);
+	local[llen] = '\0';
+	it = (struct store_archive_item){
+		.local = local, .domain = at + 1, .with = with,
+		.stanza_id = stanza_id, .outgoing = outgoing, .new_id = new_id,
+		.stamp_us = seal_now_us(),
+	};
+	data = serialize(msg, &it.len);
+	if (ms->pending == NULL)
+		ms->pending = store_archive_batch_new();
+	store_archive_batch_add(ms->pending, &it, data);
+	ms->n++;
+	ms->bytes += it.len;
 	/* Shutting down, the loop may not run again: no waiting. */
 	if (srv->shutting_down) {
 		flush(ms, true);
@@ -436,14 +427,7 @@ static void mam_deinit(struct server *srv)
 		return;
 	if (ms->n > 0)
 		log_error("mam: %zu messages were not archived at shutdown", ms->n);
-	for (size_t i = 0; i < ms->n; i++) {
-		free(ms->items[i].local);
-		free(ms->items[i].domain);
-		free(ms->items[i].with);
-		free(ms->items[i].stanza_id);
-		xfree_secret(ms->items[i].data, ms->items[i].len);
-	}
-	free(ms->items);
+	store_archive_batch_discard(ms->pending);
 	event_free(ms->flush_ev);
 	free(ms);
 	*slot = NULL;

@@ -307,6 +307,25 @@ void store_archive_deposit(struct store *st,
 			   enum store_archive_mode dflt,
 			   store_archive_batch_cb *cb, void *ctx);
 
+/* The same, for a caller that collects items one at a time (mod_mam):
+ * each item's strings are copied once, into the batch, and its stanza is
+ * taken over, so nothing is copied again at submission. add copies the
+ * item's strings and takes `stanza` (xmalloc'd, it->len bytes; freed
+ * with xfree_secret by the store); it->stanza is ignored. submit hands
+ * the batch to the store (as store_archive_deposit) and frees it
+ * afterwards; discard frees a batch never submitted. */
+struct store_archive_batch;
+struct store_archive_batch *store_archive_batch_new(void);
+void store_archive_batch_add(struct store_archive_batch *b,
+			     const struct store_archive_item *it,
+			     void *stanza);
+size_t store_archive_batch_count(const struct store_archive_batch *b);
+void store_archive_batch_submit(struct store *st,
+				struct store_archive_batch *b,
+				enum store_archive_mode dflt,
+				store_archive_batch_cb *cb, void *ctx);
+void store_archive_batch_discard(struct store_archive_batch *b);
+
 /* A query (XEP-0313 form fields and XEP-0059 set). NULL strings and
  * absent bounds mean "no filter". Ids are stanza-ids. */
 struct store_archive_query {

@@ -1491,32 +1491,93 @@ static const char *const *pool_dupv(struct arena *pool,
 	return out;
 }
 
+/* A batch being built is an ARC_DEPOSIT request not yet submitted. */
+struct store_archive_batch {
+	struct arc_req *r;
+	size_t cap;
+};
+
+struct store_archive_batch *store_archive_batch_new(void)
+{
+	struct store_archive_batch *b = xcalloc(1, sizeof(*b));
+
+	b->r = req_new(NULL, ARC_DEPOSIT, "", "", NULL);
+	/* Four strings per item, thousands of items: bigger blocks. */
+	arena_free(b->r->pool);
+	b->r->pool = arena_new(16384);
+	return b;
+}
+
+void store_archive_batch_add(struct store_archive_batch *b,
+			     const struct store_archive_item *item,
+			     void *stanza)
+{
+	struct arc_req *r = b->r;
+	struct store_archive_item *it;
+
+	if (r->nitems == b->cap) {
+		size_t items_cap = b->cap, pts_cap = b->cap;
+
+		r->items = xgrow(r->items, &items_cap, r->nitems + 1,
+				 sizeof(*r->items));
+		r->pts = xgrow(r->pts, &pts_cap, r->nitems + 1,
+			       sizeof(*r->pts));
+		b->cap = items_cap;
+	}
+	it = &r->items[r->nitems];
+	*it = *item;
+	it->local = arena_strdup(r->pool, item->local);
+	it->domain = arena_strdup(r->pool, item->domain);
+	it->with = arena_strdup(r->pool, item->with);
+	it->stanza_id = arena_strdup(r->pool, item->stanza_id);
+	it->stanza = NULL;
+	r->pts[r->nitems++] = stanza;
+}
+
+size_t store_archive_batch_count(const struct store_archive_batch *b)
+{
+	return b->r->nitems;
+}
+
+void store_archive_batch_submit(struct store *st,
+				struct store_archive_batch *b,
+				enum store_archive_mode dflt,
+				store_archive_batch_cb *cb, void *ctx)
+{
+	struct arc_req *r = b->r;
+
+	free(b);
+	r->st = st;
+	r->ctx = ctx;
+	r->cb.deposit = cb;
+	r->dflt = dflt;
+	r->results = xcalloc(r->nitems + 1, sizeof(*r->results));
+	store_submit(st, arc_work, arc_done, r);
+}
+
+void store_archive_batch_discard(struct store_archive_batch *b)
+{
+	if (b == NULL)
+		return;
+	b->r->cb.deposit = NULL;
+	arc_done(b->r); /* frees: no callback without one */
+	free(b);
+}
+
 void store_archive_deposit(struct store *st,
 			   const struct store_archive_item *items, size_t n,
 			   enum store_archive_mode dflt,
 			   store_archive_batch_cb *cb, void *ctx)
 {
-	struct arc_req *r = req_new(st, ARC_DEPOSIT, "", "", ctx);
+	struct store_archive_batch *b = store_archive_batch_new();
 
-	r->cb.deposit = cb;
-	r->dflt = dflt;
-	r->nitems = n;
-	r->items = xcalloc(n + 1, sizeof(*r->items));
-	r->pts = xcalloc(n + 1, sizeof(*r->pts));
-	r->results = xcalloc(n + 1, sizeof(*r->results));
 	for (size_t i = 0; i < n; i++) {
-		struct store_archive_item *it = &r->items[i];
+		unsigned char *pt = xmalloc(items[i].len + 1);
 
-		*it = items[i];
-		it->local = arena_strdup(r->pool, items[i].local);
-		it->domain = arena_strdup(r->pool, items[i].domain);
-		it->with = arena_strdup(r->pool, items[i].with);
-		it->stanza_id = arena_strdup(r->pool, items[i].stanza_id);
-		it->stanza = NULL;
-		r->pts[i] = xmalloc(items[i].len + 1);
-		memcpy(r->pts[i], items[i].stanza, items[i].len);
+		memcpy(pt, items[i].stanza, items[i].len);
+		store_archive_batch_add(b, &items[i], pt);
 	}
-	store_submit(st, arc_work, arc_done, r);
+	store_archive_batch_submit(st, b, dflt, cb, ctx);
 }
 
 void store_archive_query(struct store *st, const char *local,

@@ -237,11 +237,15 @@ void c2s_send(struct c2s *c, const struct xml_node *stanza)
 
 void c2s_send_unqueued(struct c2s *c, const struct xml_node *stanza)
 {
-	struct buf b = BUF_INIT;
+	/* Loop thread only, and kept: a buffer grown per stanza from 8
+	 * bytes cost several reallocs per message sent. */
+	static struct buf b = BUF_INIT;
 
+	b.len = 0;
 	xml_serialize(&b, stanza, XML_NS_CLIENT);
 	c2s_send_raw(c, b.data, b.len);
-	buf_free(&b);
+	if (b.cap > 65536)
+		buf_free(&b); /* a rare big stanza does not stay */
 }
 
 /* Appends our stream header to b (with a fresh stream id). */
