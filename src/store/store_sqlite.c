@@ -24,6 +24,7 @@
 
 #include "seal/seal.h"
 #include "store/store_sqlite_archive.h"
+#include "store/store_sqlite_checkpoint.h"
 #include "store/store_sqlite_data.h"
 #include "store/store_sqlite_row.h"
 #include "util/arena.h"
@@ -338,6 +339,7 @@ struct sqlite_store {
 	sqlite3_stmt *stmts[STMT_COUNT];
 	struct sqlite_data *data;   /* store_sqlite_data.c */
 	struct sqlite_arc *arc;     /* store_sqlite_archive.c */
+	struct sqlite_ckpt *ckpt;   /* store_sqlite_checkpoint.c */
 };
 
 static struct sqlite_store *sqlite_store(struct store *st)
@@ -1377,6 +1379,7 @@ static void sqlite_close(struct store *st)
 
 	if (s == NULL)
 		return;
+	sqlite_ckpt_stop(s->ckpt);
 	for (int i = 0; i < STMT_COUNT; i++)
 		sqlite3_finalize(s->stmts[i]);
 	sqlite_data_free(s->data);
@@ -1390,7 +1393,7 @@ static void sqlite_close(struct store *st)
 static struct store *sqlite_open(const char *data_dir, char **error_r)
 {
 	struct sqlite_store *s = xcalloc(1, sizeof(*s));
-	char *path = NULL;
+	char *path = NULL, *ckpt_error = NULL;
 	bool wal = false;
 	int fd, rc;
 
@@ -1432,14 +1435,16 @@ static struct store *sqlite_open(const char *data_dir, char **error_r)
 		goto fail;
 	}
 	/* NORMAL: in WAL mode a crash loses at most the last commits since
-	 * the last checkpoint's sync, never consistency. A checkpoint every
-	 * 32768 pages (128 MiB of WAL) instead of 1000: pages that every
-	 * batch rewrites (each user's keyring row and index tails) are
-	 * copied into the database once per checkpoint, so fewer checkpoints
-	 * copy less; chat with everything archived ran ~15% faster. A 32 MiB page cache instead of
-	 * 2 MiB: the hot pages of every active user's archive and keyring
-	 * stay in memory instead of being read back from the WAL (with 200
-	 * users chatting, half the store thread's system time was pread). */
+	 * the last checkpoint's sync, never consistency. Checkpoints run on
+	 * their own thread (store_sqlite_checkpoint.c); the automatic one,
+	 * every 32768 pages (128 MiB of WAL) instead of 1000, is what stays
+	 * if that thread cannot start: pages that every batch rewrites (each
+	 * user's keyring row and index tails) are copied into the database
+	 * once per checkpoint, so fewer checkpoints copy less. A 32 MiB page
+	 * cache instead of 2 MiB: the hot pages of every active user's
+	 * archive and keyring stay in memory instead of being read back from
+	 * the WAL (with 200 users chatting, half the store thread's system
+	 * time was pread). */
 	if (exec_sql(s->db, "PRAGMA synchronous = NORMAL;"
 			    "PRAGMA foreign_keys = ON;"
 			    "PRAGMA wal_autocheckpoint = 32768;"
@@ -1464,6 +1469,12 @@ static struct store *sqlite_open(const char *data_dir, char **error_r)
 	s->arc = sqlite_arc_new(s->db, error_r);
 	if (s->arc == NULL)
 		goto fail;
+	s->ckpt = sqlite_ckpt_start(path, s->db, &ckpt_error);
+	if (s->ckpt == NULL) {
+		/* SQLite's automatic checkpoints (above) go on instead. */
+		log_warn("store: %s", ckpt_error);
+		free(ckpt_error);
+	}
 	free(path);
 	return &s->api;
 fail:
