@@ -3,8 +3,10 @@
  * store (store_offline.c), on the keyring's archive chain.
  *
  * Everything but the request wrappers and the completions runs on the
- * store's single worker thread. Each deposit is one transaction (record,
- * keyring row); the anchor moves only after the commit. A query is a read
+ * store's single worker thread, except the sealing of a deposit batch,
+ * which it hands per user to helper threads (deposit_work). Each deposit
+ * batch is one transaction (records, keyring rows); the anchor moves only
+ * after the commit. A query is a read
  * transaction. It either reads every row of the user, walks them, and
  * only then filters and pages ("query by walking"), or, when the archive
  * is known clean, reads and checks only the records it returns ("query by
