@@ -139,6 +139,9 @@ static const struct config_entry entries[] = {
 	E_SIZE("offline", max_bytes, 0, 1024 * MIB, "10 MiB"),
 	E_UINT("offline", expiry, 0, 315360000, "7776000"),
 	E_UINT("offline", batch, 1, 10000, "50"),
+	{ .section = "offline", .key = "backlog_pause", .type = CT_UINT,
+	  .min = 64, .max = 1048576, .def = "8192",
+	  .offset = OFF(offline_backlog_pause) },
 
 	/* [mam]: the keys are not C names ("default"), so spelled out. */
 	{ .section = "mam", .key = "enabled", .type = CT_BOOL, .def = "true",

@@ -66,6 +66,7 @@ struct config {
 	size_t max_bytes;        /* per user (ciphertext bytes), 0 = no limit; default 10 MiB */
 	unsigned expiry;         /* seconds a message is kept, 0 = forever; default 90 days */
 	unsigned batch;          /* flood delivery batch size; default 50 */
+	unsigned offline_backlog_pause; /* "backlog_pause": deposits waiting for the store before clients stop being read; default 8192 */
 
 	/* [mam] (XEP-0313 message archive, sealed like [offline]) */
 	bool mam_enabled;        /* "enabled"; default true */

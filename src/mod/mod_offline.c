@@ -380,6 +380,7 @@ struct off_server {
 	size_t n, cap, bytes;
 	unsigned inflight;      /* batches in the store */
 	bool holding;           /* holds client intake (c2s_intake.h) */
+	bool paused_once;       /* logged the first hold */
 	bool warned;            /* logged the first back-pressure wait */
 };
 
@@ -393,15 +394,22 @@ struct dep_batch {
 /* Flush at once beyond these. */
 #define BATCH_MAX 512
 #define BATCH_BYTES (4u * 1024 * 1024)
-/* Back-pressure, as in mod_mam: with HOLD_AT deposits (or HOLD_BYTES)
- * waiting while a batch is in the store, session streams stop being read
- * until the batch is done (c2s_intake.h), the loop and the store going on
- * meanwhile; only at BACKLOG_MAX does the loop wait for the store
- * (store_wait_idle), which bounds the memory at the cost of a pause. */
-#define HOLD_AT 8192
+/* Back-pressure, as in mod_mam: with [offline] backlog_pause deposits (or
+ * HOLD_BYTES) waiting while a batch is in the store, session streams stop
+ * being read until the batch is done (c2s_intake.h), the loop and the
+ * store going on meanwhile; only at backlog_max() does the loop wait for
+ * the store (store_wait_idle), which bounds the memory at the cost of a
+ * pause. */
 #define HOLD_BYTES (16u * 1024 * 1024)
-#define BACKLOG_MAX 32768
+#define BACKLOG_MIN 32768
 #define BACKLOG_BYTES (64u * 1024 * 1024)
+
+static size_t backlog_max(const struct server *srv)
+{
+	size_t n = (size_t)srv->cfg->offline_backlog_pause * 4;
+
+	return n > BACKLOG_MIN ? n : BACKLOG_MIN;
+}
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -551,7 +559,7 @@ static void enqueue(struct server *srv, struct deposit *d)
 	/* Shutting down, the loop may not turn again: no waiting. */
 	if (srv->shutting_down) {
 		flush(os, true);
-	} else if (os->inflight > 0 && (os->n >= BACKLOG_MAX ||
+	} else if (os->inflight > 0 && (os->n >= backlog_max(srv) ||
 					os->bytes >= BACKLOG_BYTES)) {
 		if (!os->warned) {
 			log_warn("offline: the store is behind by %zu messages: "
@@ -566,7 +574,14 @@ static void enqueue(struct server *srv, struct deposit *d)
 		event_active(os->flush_ev, EV_TIMEOUT, 0);
 	}
 	if (!srv->shutting_down && os->inflight > 0 && !os->holding &&
-	    (os->n >= HOLD_AT || os->bytes >= HOLD_BYTES)) {
+	    (os->n >= srv->cfg->offline_backlog_pause ||
+	     os->bytes >= HOLD_BYTES)) {
+		if (!os->paused_once) {
+			log_info("offline: the store is %zu deposits behind: "
+				 "clients are read again when its batch is done",
+				 os->n);
+			os->paused_once = true;
+		}
 		os->holding = true;
 		intake_hold(srv);
 	}
