@@ -255,11 +255,10 @@ struct mam_server {
 	struct store_archive_batch *pending;
 	size_t n, bytes;
 	unsigned inflight;        /* batches in the store */
-	bool holding;             /* holds client intake (c2s_intake.h) */
+	struct intake_backlog backlog; /* holds client intake (c2s_intake.h) */
 	/* The stanza-id message_inbound made last, until message_routed
 	 * archives that message: an id made in this routing pass is new. */
 	char made_id[SID_LEN + 1];
-	bool paused_once;         /* logged the first hold */
 	bool warned;              /* logged the first back-pressure wait */
 };
 
@@ -281,13 +280,6 @@ struct mam_server {
 #define MAM_BACKLOG_MIN 65536
 #define MAM_BACKLOG_BYTES (64u * 1024 * 1024)
 
-static size_t backlog_max(const struct server *srv)
-{
-	size_t n = (size_t)srv->cfg->mam_backlog_pause * 4;
-
-	return n > MAM_BACKLOG_MIN ? n : MAM_BACKLOG_MIN;
-}
-
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Made at first use: during init the module table (and so our index)
@@ -301,6 +293,7 @@ static struct mam_server *server_ctx(struct server *srv)
 		ms = xcalloc(1, sizeof(*ms));
 		ms->srv = srv;
 		ms->flush_ev = event_new(srv->base, -1, 0, flush_cb, ms);
+		ms->backlog = (struct intake_backlog){ .what = "mam", .unit = "records" };
 		*slot = ms;
 	}
 	return ms;
@@ -322,10 +315,7 @@ static void batch_done(void *ctx, const int *results, size_t n)
 	/* Also while shutting down: closing the store runs completions until
 	 * none is left, so what waited behind this batch is still stored. */
 	flush(ms, false);
-	if (ms->holding) {
-		ms->holding = false;
-		intake_release(ms->srv);
-	}
+	intake_backlog_done(ms->srv, &ms->backlog);
 }
 
 static void flush(struct mam_server *ms, bool force)
@@ -385,7 +375,8 @@ static void archive(struct server *srv, const char *owner_bare,
 	if (srv->shutting_down) {
 		flush(ms, true);
 	} else if (ms->inflight >= MAM_INFLIGHT_MAX &&
-		   (ms->n >= backlog_max(srv) ||
+		   (ms->n >= intake_backlog_max(srv->cfg->mam_backlog_pause,
+						 MAM_BACKLOG_MIN) ||
 		    ms->bytes >= MAM_BACKLOG_BYTES)) {
 		if (!ms->warned) {
 			log_warn("mam: the archive is behind by %zu messages: "
@@ -399,17 +390,9 @@ static void archive(struct server *srv, const char *owner_bare,
 	} else if (ms->n == 1) {
 		event_active(ms->flush_ev, EV_TIMEOUT, 0);
 	}
-	if (!srv->shutting_down && ms->inflight >= MAM_INFLIGHT_MAX &&
-	    !ms->holding && (ms->n >= srv->cfg->mam_backlog_pause ||
-			     ms->bytes >= MAM_HOLD_BYTES)) {
-		if (!ms->paused_once) {
-			log_info("mam: the store is %zu records behind: clients "
-				 "are read again when its batch is done", ms->n);
-			ms->paused_once = true;
-		}
-		ms->holding = true;
-		intake_hold(srv);
-	}
+	intake_backlog_check(srv, &ms->backlog,
+			     ms->inflight >= MAM_INFLIGHT_MAX, ms->n, ms->bytes,
+			     srv->cfg->mam_backlog_pause, MAM_HOLD_BYTES);
 }
 
 /* Runs after the store closed (main.c): what is still pending cannot be

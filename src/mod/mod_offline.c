@@ -379,8 +379,7 @@ struct off_server {
 	struct deposit *pend;
 	size_t n, cap, bytes;
 	unsigned inflight;      /* batches in the store */
-	bool holding;           /* holds client intake (c2s_intake.h) */
-	bool paused_once;       /* logged the first hold */
+	struct intake_backlog backlog; /* holds client intake (c2s_intake.h) */
 	bool warned;            /* logged the first back-pressure wait */
 };
 
@@ -397,19 +396,12 @@ struct dep_batch {
 /* Back-pressure, as in mod_mam: with [offline] backlog_pause deposits (or
  * HOLD_BYTES) waiting while a batch is in the store, session streams stop
  * being read until the batch is done (c2s_intake.h), the loop and the
- * store going on meanwhile; only at backlog_max() does the loop wait for
- * the store (store_wait_idle), which bounds the memory at the cost of a
+ * store going on meanwhile; only at intake_backlog_max() does the loop
+ * wait for the store (store_wait_idle), which bounds the memory at the cost of a
  * pause. */
 #define HOLD_BYTES (16u * 1024 * 1024)
 #define BACKLOG_MIN 32768
 #define BACKLOG_BYTES (64u * 1024 * 1024)
-
-static size_t backlog_max(const struct server *srv)
-{
-	size_t n = (size_t)srv->cfg->offline_backlog_pause * 4;
-
-	return n > BACKLOG_MIN ? n : BACKLOG_MIN;
-}
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -424,6 +416,8 @@ static struct off_server *server_ctx(struct server *srv)
 		os = xcalloc(1, sizeof(*os));
 		os->srv = srv;
 		os->flush_ev = event_new(srv->base, -1, 0, flush_cb, os);
+		os->backlog = (struct intake_backlog){
+			.what = "offline", .unit = "deposits" };
 		*p = os;
 	}
 	return os;
@@ -496,10 +490,7 @@ static void batch_deposited(void *ctx, const int *results,
 	os->inflight--;
 	/* Also while the store closes: it runs what this submits. */
 	flush(os, false);
-	if (os->holding) {
-		os->holding = false;
-		intake_release(os->srv);
-	}
+	intake_backlog_done(os->srv, &os->backlog);
 }
 
 /* Sends what waits to the store, unless (without force) a batch is still
@@ -559,8 +550,10 @@ static void enqueue(struct server *srv, struct deposit *d)
 	/* Shutting down, the loop may not turn again: no waiting. */
 	if (srv->shutting_down) {
 		flush(os, true);
-	} else if (os->inflight > 0 && (os->n >= backlog_max(srv) ||
-					os->bytes >= BACKLOG_BYTES)) {
+	} else if (os->inflight > 0 &&
+		   (os->n >= intake_backlog_max(srv->cfg->offline_backlog_pause,
+						BACKLOG_MIN) ||
+		    os->bytes >= BACKLOG_BYTES)) {
 		if (!os->warned) {
 			log_warn("offline: the store is behind by %zu messages: "
 				 "waiting for it", os->n);
@@ -573,18 +566,9 @@ static void enqueue(struct server *srv, struct deposit *d)
 	} else if (os->n == 1) {
 		event_active(os->flush_ev, EV_TIMEOUT, 0);
 	}
-	if (!srv->shutting_down && os->inflight > 0 && !os->holding &&
-	    (os->n >= srv->cfg->offline_backlog_pause ||
-	     os->bytes >= HOLD_BYTES)) {
-		if (!os->paused_once) {
-			log_info("offline: the store is %zu deposits behind: "
-				 "clients are read again when its batch is done",
-				 os->n);
-			os->paused_once = true;
-		}
-		os->holding = true;
-		intake_hold(srv);
-	}
+	intake_backlog_check(srv, &os->backlog, os->inflight > 0, os->n,
+			     os->bytes, srv->cfg->offline_backlog_pause,
+			     HOLD_BYTES);
 }
 
 /* XEP-0203: when the server took it. A <delay/> claiming to be from our

@@ -7,6 +7,7 @@
 
 #include "net/conn.h"
 #include "server.h"
+#include "util/log.h"
 #include "xmpp/c2s.h"
 
 static void unlink_parked(struct c2s *c)
@@ -54,6 +55,35 @@ void intake_release(struct server *srv)
 	if (srv->intake_ev == NULL)
 		srv->intake_ev = event_new(srv->base, -1, 0, wake_parked, srv);
 	event_active(srv->intake_ev, 0, 0);
+}
+
+void intake_backlog_check(struct server *srv, struct intake_backlog *b,
+			  bool busy, size_t n, size_t bytes, size_t pause,
+			  size_t hold_bytes)
+{
+	if (srv->shutting_down || !busy || b->holding ||
+	    (n < pause && bytes < hold_bytes))
+		return;
+	if (!b->logged) {
+		log_info("%s: the store is %zu %s behind: clients are read "
+			 "again when its batch is done", b->what, n, b->unit);
+		b->logged = true;
+	}
+	b->holding = true;
+	intake_hold(srv);
+}
+
+void intake_backlog_done(struct server *srv, struct intake_backlog *b)
+{
+	if (b->holding) {
+		b->holding = false;
+		intake_release(srv);
+	}
+}
+
+size_t intake_backlog_max(size_t pause, size_t min)
+{
+	return pause * 4 > min ? pause * 4 : min;
 }
 
 bool intake_park(struct c2s *c)
