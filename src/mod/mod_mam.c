@@ -46,7 +46,6 @@
 #include "seal/seal.h"
 #include "server.h"
 #include "store/store.h"
-#include "util/buf.h"
 #include "util/log.h"
 #include "util/random.h"
 #include "util/xalloc.h"
@@ -223,20 +222,13 @@ static struct xml_node *strip_stanza_ids(struct server *srv,
 
 static char *serialize(const struct xml_node *msg, size_t *len_r)
 {
-	/* Loop thread only, and kept (as c2s_send_unqueued's): the copy
-	 * is made at the exact size. */
-	static struct buf b = BUF_INIT;
-	char *out;
+	char *s = xml_serialize_reused(msg, XML_NS_CLIENT, len_r);
+	char *out = xmalloc(*len_r + 1);
 
-	b.len = 0;
-	xml_serialize(&b, msg, XML_NS_CLIENT);
-	out = xmalloc(b.len + 1);
-	memcpy(out, b.data, b.len + 1);
-	*len_r = b.len;
-	/* the stanza is plaintext the store seals: no copy lingers */
-	OPENSSL_cleanse(b.data, b.len);
-	if (b.cap > 65536)
-		buf_free(&b);
+	/* The copy at the exact size; the stanza is plaintext the store
+	 * seals, so the reused buffer keeps no copy of it. */
+	memcpy(out, s, *len_r + 1);
+	OPENSSL_cleanse(s, *len_r);
 	return out;
 }
 

@@ -187,3 +187,18 @@ void xml_serialize(struct buf *out, const struct xml_node *node,
 	else
 		write_element(out, node, content_ns, content_ns);
 }
+
+char *xml_serialize_reused(const struct xml_node *node,
+			   const char *content_ns, size_t *len_r)
+{
+	static struct buf b = BUF_INIT;
+
+	if (b.cap > 65536)
+		buf_free(&b);
+	b.len = 0;
+	xml_serialize(&b, node, content_ns);
+	if (b.data == NULL)
+		buf_append(&b, "", 0); /* an empty text node: still a string */
+	*len_r = b.len;
+	return b.data;
+}

@@ -17,6 +17,15 @@ struct xml_node;
 void xml_serialize(struct buf *out, const struct xml_node *node,
 		   const char *content_ns);
 
+/* The same into a buffer kept across calls, for the event loop thread
+ * only: the bytes (NUL-terminated, *len_r of them) are valid until the
+ * next call, and writable so that a caller holding plaintext can wipe
+ * them. Stanzas are serialized for every send; a fresh buffer grown from
+ * 8 bytes cost several reallocations each. A buffer grown past 64 KiB by
+ * a rare big stanza is given back at the next call. */
+char *xml_serialize_reused(const struct xml_node *node,
+			   const char *content_ns, size_t *len_r);
+
 /* Escapes `len` bytes of `s` for element content (attr = 0) or an
  * attribute value in either quote style (attr = 1). */
 void xml_escape(struct buf *out, const char *s, size_t len, int attr);

@@ -237,15 +237,10 @@ void c2s_send(struct c2s *c, const struct xml_node *stanza)
 
 void c2s_send_unqueued(struct c2s *c, const struct xml_node *stanza)
 {
-	/* Loop thread only, and kept: a buffer grown per stanza from 8
-	 * bytes cost several reallocs per message sent. */
-	static struct buf b = BUF_INIT;
+	size_t len;
+	const char *s = xml_serialize_reused(stanza, XML_NS_CLIENT, &len);
 
-	b.len = 0;
-	xml_serialize(&b, stanza, XML_NS_CLIENT);
-	c2s_send_raw(c, b.data, b.len);
-	if (b.cap > 65536)
-		buf_free(&b); /* a rare big stanza does not stay */
+	c2s_send_raw(c, s, len);
 }
 
 /* Appends our stream header to b (with a fresh stream id). */

@@ -557,6 +557,34 @@ static void test_escape(void **state)
 	buf_free(&b);
 }
 
+/* The reused buffer gives each stanza alone: after a big one (given back
+ * at the next call) and after a longer one, nothing of the last stays. */
+static void test_serialize_reused(void **state)
+{
+	struct xml_node *big = xml_new("message", XML_NS_CLIENT);
+	struct xml_node *small = xml_new("presence", XML_NS_CLIENT);
+	char *body = malloc(100001);
+	char *s;
+	size_t len;
+
+	(void)state;
+	memset(body, 'x', 100000);
+	body[100000] = '\0';
+	xml_add_text_child(big, "body", body);
+	s = xml_serialize_reused(big, XML_NS_CLIENT, &len);
+	assert_int_equal(len, strlen("<message><body></body></message>") + 100000);
+	assert_int_equal(strlen(s), len);
+	s = xml_serialize_reused(small, XML_NS_CLIENT, &len);
+	assert_string_equal(s, "<presence/>");
+	assert_int_equal(len, strlen("<presence/>"));
+	xml_set_attr(small, "type", "unavailable");
+	s = xml_serialize_reused(small, XML_NS_CLIENT, &len);
+	assert_string_equal(s, "<presence type='unavailable'/>");
+	xml_free(big);
+	xml_free(small);
+	free(body);
+}
+
 static void test_serialize_built_tree(void **state)
 {
 	struct buf b = BUF_INIT;
@@ -1260,6 +1288,7 @@ int main(void)
 		cmocka_unit_test(test_namespaced_attrs),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_serialize_built_tree),
+		cmocka_unit_test(test_serialize_reused),
 		cmocka_unit_test(test_restricted_xml),
 		cmocka_unit_test(test_not_well_formed),
 		cmocka_unit_test(test_invalid_namespace),
